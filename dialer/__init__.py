@@ -1,0 +1,1 @@
+"""Telephony service for a telesales floor."""
