@@ -1,0 +1,80 @@
+"""The ``dialer`` console script."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dialer.config import ConfigError, load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dialer",
+        description="Telephony for a telesales floor: SIP/RTP, auto-dialer, CDRs, quotas, metrics.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check-config", help="validate a configuration file and report every problem"
+    )
+    check.add_argument(
+        "config", type=Path, nargs="?", help="TOML file (defaults apply without one)"
+    )
+
+    serve = commands.add_parser("serve", help="run the service")
+    serve.add_argument("--config", type=Path, help="TOML configuration file")
+    serve.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: run until interrupted)",
+    )
+
+    demo = commands.add_parser(
+        "demo", help="run the service on embedded defaults with a simulated floor on loopback"
+    )
+    demo.add_argument("--phones", type=int, default=4, help="simulated desk phones (default 4)")
+    demo.add_argument("--duration", type=float, default=10.0, help="seconds to run (default 10)")
+    demo.add_argument(
+        "--data-dir", type=Path, default=Path("var/demo"), help="where the demo writes"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        try:
+            load_config(args.config)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        print(f"{args.config or 'defaults'}: ok")
+        return 0
+    if args.command == "serve":
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        from dialer.app import serve
+
+        asyncio.run(serve(config, duration=args.duration))
+        return 0
+    if args.command == "demo":
+        from dialer.demo import run_demo
+
+        summary = asyncio.run(
+            run_demo(phones=args.phones, duration=args.duration, data_dir=args.data_dir)
+        )
+        print(summary.render())
+        return 0 if summary.ok else 1
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
