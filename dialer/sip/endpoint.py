@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 from dataclasses import dataclass, field
 
 from dialer.events import Event
+from dialer.sip.call import LegConfig, LegState, OutboundCall
 from dialer.sip.errors import RemoteProtocolError
 from dialer.sip.headers import split_commas
 from dialer.sip.message import Headers, Request, Response, parse_message
@@ -22,6 +24,7 @@ from dialer.sip.registrar import Registrar
 from dialer.sip.registration import RegistrationClient
 from dialer.sip.timers import TimerConfig
 from dialer.sip.transaction import (
+    AckReceived,
     RequestReceived,
     ResponseReceived,
     Timeout,
@@ -67,7 +70,9 @@ class SipEndpoint:
         clock: Clock | None = None,
         max_message_bytes: int = 65536,
         max_headers: int = 100,
+        rng: random.Random | None = None,
     ) -> None:
+        self.rng = rng or random.Random()
         self.local = local
         self.registrar = registrar
         self.clock = clock or Clock()
@@ -80,6 +85,9 @@ class SipEndpoint:
         self._clients: list[tuple[RegistrationClient, Address]] = []
         self._out: list[tuple[bytes, Address]] = []
         self._events: list[Event] = []
+        self.calls: dict[str, OutboundCall] = {}
+        self._call_keys: dict[TransactionKey, tuple[OutboundCall, str]] = {}
+        self._call_destinations: dict[str, Address] = {}
 
     # --- what the adapter calls -------------------------------------------
 
@@ -113,8 +121,10 @@ class SipEndpoint:
                 self._on_response(item.key, event.response, now)
             elif isinstance(event, Timeout) and item.key is not None:
                 self._on_timeout(item.key, now)
-            elif item.key is None:
-                self.counters.unmatched += 1
+            elif isinstance(event, ResponseReceived):
+                self._on_stray_response(event.response, now)
+            elif isinstance(event, AckReceived):
+                pass  # the ACK for a 2xx we sent: nothing more to do (no UAS calls yet)
         self._collect()
 
     def handle_timer(self, now: float) -> None:
@@ -159,6 +169,29 @@ class SipEndpoint:
                 self._send_registration(client, request, destination, now)
         self._collect()
 
+    def place_call(self, config: LegConfig, destination: Address, now: float) -> OutboundCall:
+        """Send an INVITE; the call's events arrive through ``take_events``."""
+        if config.call_id in self.calls:
+            raise ValueError(f"call id {config.call_id} is already in use")
+        call = OutboundCall(config, self.rng)
+        self.calls[config.call_id] = call
+        self._call_destinations[config.call_id] = destination
+        self._send_for_call(call, call.start(now, self.clock.wall(now)), now)
+        self._after_call(call)
+        self._collect()
+        return call
+
+    def hangup(self, call_id: str, now: float) -> None:
+        """BYE a confirmed call, CANCEL a ringing one."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return
+        request = call.hangup(now)
+        if request is not None:
+            self._send_for_call(call, request, now)
+        self._after_call(call)
+        self._collect()
+
     def send_request(self, request: Request, destination: Address, now: float) -> TransactionKey:
         key = self.transactions.send_request(request, now, reliable=False)
         self._destinations[key] = destination
@@ -174,10 +207,53 @@ class SipEndpoint:
         self._destinations[key] = destination
         self._registrations[key] = client
 
+    def _send_for_call(self, call: OutboundCall, request: Request, now: float) -> None:
+        destination = self._call_destinations[call.call_id]
+        key = self.transactions.send_request(request, now, reliable=False)
+        self._destinations[key] = destination
+        self._call_keys[key] = (call, request.method)
+
+    def _after_call(self, call: OutboundCall) -> None:
+        ack = call.take_ack()
+        if ack is not None:
+            self._out.append((ack.to_bytes(), self._call_destinations[call.call_id]))
+        if call.events:
+            self._events.extend(call.events)
+            call.events.clear()
+        if call.state is LegState.ENDED:
+            self.calls.pop(call.call_id, None)
+            self._call_destinations.pop(call.call_id, None)
+            for key in [k for k, (c, _) in self._call_keys.items() if c is call]:
+                del self._call_keys[key]
+
+    def _on_call_response(
+        self, call: OutboundCall, method: str, response: Response, now: float
+    ) -> None:
+        at_ms = self.clock.wall(now)
+        if method == "INVITE":
+            follow_up = call.on_invite_response(response, now, at_ms)
+            if follow_up is not None:
+                self._send_for_call(call, follow_up, now)
+        elif method == "BYE" and response.status >= 200:
+            call.on_bye_done(now, at_ms, response.status)
+        self._after_call(call)
+
+    def _on_stray_response(self, response: Response, now: float) -> None:
+        # A 2xx retransmitted after its transaction ended must still be ACKed.
+        self.counters.unmatched += 1
+        call = self.calls.get(response.call_id)
+        if call is not None and response.cseq.method == "INVITE":
+            self._on_call_response(call, "INVITE", response, now)
+
     def _on_request(
         self, key: TransactionKey, request: Request, source: Address, now: float
     ) -> None:
         method = request.method
+        call = self.calls.get(request.call_id)
+        if call is not None and call.matches_dialog(request) and method != "CANCEL":
+            self.transactions.send_response(key, self._in_dialog(call, request, now), now)
+            self._after_call(call)
+            return
         if method == "OPTIONS":
             response = request.make_response(
                 200,
@@ -203,7 +279,22 @@ class SipEndpoint:
             response = request.make_response(501, headers=[("Allow", ALLOW)])
         self.transactions.send_response(key, response, now)
 
+    def _in_dialog(self, call: OutboundCall, request: Request, now: float) -> Response:
+        if request.method == "BYE":
+            return call.on_remote_bye(request, now, self.clock.wall(now))
+        if request.method == "INVITE":
+            # A re-INVITE (hold/unhold, new ports): accept with our session as it is.
+            headers = [("Contact", f"<{call.config.contact}>"), ("Content-Type", "application/sdp")]
+            return Response(
+                200, "OK", request.make_response(200, headers=headers).headers, call.config.sdp
+            )
+        return request.make_response(200)
+
     def _on_response(self, key: TransactionKey, response: Response, now: float) -> None:
+        owner = self._call_keys.get(key)
+        if owner is not None:
+            self._on_call_response(owner[0], owner[1], response, now)
+            return
         client = self._registrations.get(key)
         if client is None:
             return
@@ -215,6 +306,15 @@ class SipEndpoint:
 
     def _on_timeout(self, key: TransactionKey, now: float) -> None:
         self.counters.transaction_timeouts += 1
+        owner = self._call_keys.pop(key, None)
+        if owner is not None:
+            call, method = owner
+            if method == "INVITE":
+                call.on_invite_timeout(now, self.clock.wall(now))
+            elif method == "BYE":
+                call.on_bye_done(now, self.clock.wall(now), None)
+            self._after_call(call)
+            return
         client = self._registrations.pop(key, None)
         if client is not None:
             client.transaction_failed(now)

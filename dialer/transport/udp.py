@@ -100,10 +100,19 @@ class UdpAdapter(asyncio.DatagramProtocol):
             self._transport.close()
 
 
-async def open_udp(endpoint: DatagramEndpoint, host: str, port: int) -> UdpAdapter:
-    """Bind ``host:port`` (0 lets the OS choose) and serve ``endpoint`` on it."""
+async def open_udp(
+    endpoint: DatagramEndpoint,
+    host: str,
+    port: int,
+    on_activity: Callable[[], None] | None = None,
+) -> UdpAdapter:
+    """Bind ``host:port`` (0 lets the OS choose) and serve ``endpoint`` on it.
+
+    ``on_activity`` runs after every datagram and timer the endpoint handled:
+    the hook for whoever drains the endpoint's events.
+    """
     loop = asyncio.get_running_loop()
     _, adapter = await loop.create_datagram_endpoint(
-        lambda: UdpAdapter(endpoint), local_addr=(host, port)
+        lambda: UdpAdapter(endpoint, on_activity), local_addr=(host, port)
     )
     return adapter
