@@ -7,7 +7,7 @@ import pytest
 from live import live_endpoint
 from peers import Sipp
 
-from dialer.events import CallAnswered, CallEnded, CallOutcome, CallProgress, HangupBy
+from dialer.events import CallAnswered, CallOutcome, CallProgress, HangupBy
 
 pytestmark = pytest.mark.integration
 
