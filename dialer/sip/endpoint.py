@@ -16,12 +16,15 @@ import random
 from dataclasses import dataclass, field
 
 from dialer.events import Event
+from dialer.sip.auth import AuthResult, Credentials
 from dialer.sip.call import LegConfig, LegState, OutboundCall
 from dialer.sip.errors import RemoteProtocolError
 from dialer.sip.headers import split_commas
+from dialer.sip.inbound import InboundCall, InboundState
 from dialer.sip.message import Headers, Request, Response, parse_message
 from dialer.sip.registrar import Registrar
 from dialer.sip.registration import RegistrationClient
+from dialer.sip.reliability import AckTimeout, SuccessRetransmitter
 from dialer.sip.timers import TimerConfig
 from dialer.sip.transaction import (
     AckReceived,
@@ -88,6 +91,11 @@ class SipEndpoint:
         self.calls: dict[str, OutboundCall] = {}
         self._call_keys: dict[TransactionKey, tuple[OutboundCall, str]] = {}
         self._call_destinations: dict[str, Address] = {}
+        self.inbound: dict[str, InboundCall] = {}
+        self._inbound_invites: dict[str, TransactionKey] = {}
+        self._inbound_keys: dict[TransactionKey, InboundCall] = {}
+        self._retransmitters: dict[str, SuccessRetransmitter] = {}
+        self.timers = timers or TimerConfig()
 
     # --- what the adapter calls -------------------------------------------
 
@@ -124,7 +132,7 @@ class SipEndpoint:
             elif isinstance(event, ResponseReceived):
                 self._on_stray_response(event.response, now)
             elif isinstance(event, AckReceived):
-                pass  # the ACK for a 2xx we sent: nothing more to do (no UAS calls yet)
+                self._on_ack(event.request)
         self._collect()
 
     def handle_timer(self, now: float) -> None:
@@ -137,6 +145,9 @@ class SipEndpoint:
                 self._send_registration(client, request, destination, now)
         if self.registrar is not None:
             self._events.extend(self.registrar.expire(now, self.clock.wall(now)))
+        for call_id, retransmitter in list(self._retransmitters.items()):
+            for _ in (e for e in retransmitter.handle_timer(now) if isinstance(e, AckTimeout)):
+                self._ack_timeout(call_id, now)
         self._collect()
 
     def next_deadline(self) -> float | None:
@@ -144,6 +155,7 @@ class SipEndpoint:
         deadlines += [client.next_deadline() for client, _ in self._clients]
         if self.registrar is not None:
             deadlines.append(self.registrar.next_deadline())
+        deadlines += [r.next_deadline() for r in self._retransmitters.values()]
         return min((d for d in deadlines if d is not None), default=None)
 
     def take_datagrams(self) -> list[tuple[bytes, Address]]:
@@ -181,8 +193,33 @@ class SipEndpoint:
         self._collect()
         return call
 
+    def answer(self, call_id: str, sdp: bytes, now: float) -> None:
+        """Answer an offered inbound call; the 2xx is repeated until it is ACKed."""
+        call = self.inbound[call_id]
+        response = call.answer(sdp, now, self.clock.wall(now))
+        self.transactions.send_response(self._inbound_invites.pop(call_id), response, now)
+        retransmitter = SuccessRetransmitter(response, now, self.timers)
+        self._retransmitters[call_id] = retransmitter
+        self._after_inbound(call)
+        self._collect()
+
+    def reject(self, call_id: str, status: int, now: float) -> None:
+        call = self.inbound[call_id]
+        response = call.reject(status, now, self.clock.wall(now))
+        self.transactions.send_response(self._inbound_invites.pop(call_id), response, now)
+        self._after_inbound(call)
+        self._collect()
+
     def hangup(self, call_id: str, now: float) -> None:
         """BYE a confirmed call, CANCEL a ringing one."""
+        inbound = self.inbound.get(call_id)
+        if inbound is not None:
+            bye = inbound.hangup()
+            if bye is not None:
+                self._send_inbound(inbound, bye, now)
+            self._after_inbound(inbound)
+            self._collect()
+            return
         call = self.calls.get(call_id)
         if call is None:
             return
@@ -238,6 +275,99 @@ class SipEndpoint:
             call.on_bye_done(now, at_ms, response.status)
         self._after_call(call)
 
+    def _send_inbound(self, call: InboundCall, request: Request, now: float) -> None:
+        key = self.transactions.send_request(request, now, reliable=False)
+        self._destinations[key] = call.source
+        self._inbound_keys[key] = call
+
+    def _after_inbound(self, call: InboundCall) -> None:
+        if call.events:
+            self._events.extend(call.events)
+            call.events.clear()
+        if call.state is InboundState.ENDED:
+            self.inbound.pop(call.call_id, None)
+            self._inbound_invites.pop(call.call_id, None)
+            self._retransmitters.pop(call.call_id, None)
+            for key in [k for k, c in self._inbound_keys.items() if c is call]:
+                del self._inbound_keys[key]
+
+    def _on_ack(self, ack: Request) -> None:
+        retransmitter = self._retransmitters.get(ack.call_id)
+        call = self.inbound.get(ack.call_id)
+        if retransmitter is None or call is None or not retransmitter.matches(ack):
+            self.counters.unmatched += 1
+            return
+        retransmitter.receive_ack(ack, 0.0)
+        del self._retransmitters[ack.call_id]
+        call.acked()
+
+    def _ack_timeout(self, call_id: str, now: float) -> None:
+        self._retransmitters.pop(call_id, None)
+        call = self.inbound.get(call_id)
+        if call is not None:
+            self._send_inbound(call, call.ack_timed_out(), now)
+            self._after_inbound(call)
+
+    def _offer_inbound(
+        self, key: TransactionKey, request: Request, source: Address, now: float
+    ) -> Response | None:
+        """A new INVITE: only an authenticated phone may place a call."""
+        refusal = self._authenticate(request, now)
+        if refusal is not None:
+            return refusal
+        host, port = self.local
+        call = InboundCall(request, source, f"sip:dialer@{host}:{port}", host, port, self.rng)
+        self.inbound[call.call_id] = call
+        self._inbound_invites[call.call_id] = key
+        call.offered(now, self.clock.wall(now))
+        self._after_inbound(call)
+        return None
+
+    def _authenticate(self, request: Request, now: float) -> Response | None:
+        registrar = self.registrar
+        if registrar is None:
+            return request.make_response(
+                403, "Calls are not accepted here", to_tag=_local_tag(request)
+            )
+        header = request.headers.get("Proxy-Authorization")
+        if header is None:
+            challenges = registrar.verifier.challenge(now, algorithms=registrar.policy.algorithms)
+            return request.make_response(
+                407,
+                to_tag=_local_tag(request),
+                headers=[("Proxy-Authenticate", str(c)) for c in challenges],
+            )
+        try:
+            credentials = Credentials.parse(header)
+        except RemoteProtocolError as exc:
+            return request.make_response(400, exc.reason, to_tag=_local_tag(request))
+        password = registrar.passwords.get(credentials.username)
+        result = registrar.verifier.verify(credentials, request.method, password, now)
+        if result is AuthResult.STALE:
+            challenges = registrar.verifier.challenge(
+                now, stale=True, algorithms=registrar.policy.algorithms
+            )
+            return request.make_response(
+                407,
+                to_tag=_local_tag(request),
+                headers=[("Proxy-Authenticate", str(c)) for c in challenges],
+            )
+        if result is not AuthResult.OK:
+            registrar.counters.auth_failures += 1
+            return request.make_response(403, "Forbidden", to_tag=_local_tag(request))
+        return None
+
+    def _on_cancel(self, key: TransactionKey, cancel: Request, now: float) -> Response:
+        invite_key = self.transactions.invite_for_cancel(cancel)
+        call = self.inbound.get(cancel.call_id)
+        if invite_key is None or call is None or call.state is not InboundState.OFFERED:
+            return cancel.make_response(481)
+        response = call.cancelled(now, self.clock.wall(now))
+        self._inbound_invites.pop(call.call_id, None)
+        self.transactions.send_response(invite_key, response, now)
+        self._after_inbound(call)
+        return cancel.make_response(200)
+
     def _on_stray_response(self, response: Response, now: float) -> None:
         # A 2xx retransmitted after its transaction ended must still be ACKed.
         self.counters.unmatched += 1
@@ -254,6 +384,21 @@ class SipEndpoint:
             self.transactions.send_response(key, self._in_dialog(call, request, now), now)
             self._after_call(call)
             return
+        inbound = self.inbound.get(request.call_id)
+        if inbound is not None and inbound.matches_dialog(request):
+            self.transactions.send_response(
+                key, self._in_inbound_dialog(inbound, request, now), now
+            )
+            self._after_inbound(inbound)
+            return
+        if method == "CANCEL":
+            self.transactions.send_response(key, self._on_cancel(key, request, now), now)
+            return
+        if method == "INVITE" and request.to.tag is None:
+            refusal = self._offer_inbound(key, request, source, now)
+            if refusal is not None:
+                self.transactions.send_response(key, refusal, now)
+            return
         if method == "OPTIONS":
             response = request.make_response(
                 200,
@@ -269,7 +414,7 @@ class SipEndpoint:
         elif method == "REGISTER":
             response = request.make_response(405, headers=[("Allow", ALLOW)])
         elif method == "INVITE":
-            # Nothing reaching us unannounced may place a call.
+            # A re-INVITE for a dialog we do not have.
             response = request.make_response(
                 403, "Calls are not accepted here", to_tag=_local_tag(request)
             )
@@ -278,6 +423,15 @@ class SipEndpoint:
         else:
             response = request.make_response(501, headers=[("Allow", ALLOW)])
         self.transactions.send_response(key, response, now)
+
+    def _in_inbound_dialog(self, call: InboundCall, request: Request, now: float) -> Response:
+        if request.method == "BYE":
+            return call.on_remote_bye(request, now, self.clock.wall(now))
+        if request.method == "INVITE":
+            headers = [("Contact", f"<{call.contact}>"), ("Content-Type", "application/sdp")]
+            response = request.make_response(200, headers=headers)
+            return Response(200, "OK", response.headers, call.local_sdp)
+        return request.make_response(200)
 
     def _in_dialog(self, call: OutboundCall, request: Request, now: float) -> Response:
         if request.method == "BYE":
@@ -295,6 +449,12 @@ class SipEndpoint:
         if owner is not None:
             self._on_call_response(owner[0], owner[1], response, now)
             return
+        inbound = self._inbound_keys.get(key)
+        if inbound is not None:
+            if response.status >= 200:
+                inbound.on_bye_done(now, self.clock.wall(now))
+                self._after_inbound(inbound)
+            return
         client = self._registrations.get(key)
         if client is None:
             return
@@ -306,6 +466,11 @@ class SipEndpoint:
 
     def _on_timeout(self, key: TransactionKey, now: float) -> None:
         self.counters.transaction_timeouts += 1
+        inbound = self._inbound_keys.pop(key, None)
+        if inbound is not None:
+            inbound.on_bye_done(now, self.clock.wall(now))
+            self._after_inbound(inbound)
+            return
         owner = self._call_keys.pop(key, None)
         if owner is not None:
             call, method = owner
@@ -320,11 +485,16 @@ class SipEndpoint:
             client.transaction_failed(now)
 
     def _collect(self) -> None:
+        for call_id, retransmitter in self._retransmitters.items():
+            call = self.inbound.get(call_id)
+            for message in retransmitter.take_outgoing():
+                if call is not None:
+                    to = _response_destination(call.invite, call.source)
+                    self._out.append((message.to_bytes(), to))
         for outgoing in self.transactions.take_outgoing():
             destination = self._destinations.get(outgoing.key)
-            if destination is None:
-                continue
-            self._out.append((outgoing.message.to_bytes(), destination))
+            if destination is not None:
+                self._out.append((outgoing.message.to_bytes(), destination))
         live = set(self.transactions)
         for key in [k for k in self._destinations if k not in live]:
             del self._destinations[key]

@@ -47,6 +47,10 @@ class RegistrarPolicy:
     max_expires: int = 3600
     failures_before_throttle: int = 5
     throttle_seconds: float = 60.0
+    # Offered in this order. RFC 8760 clients pick the best they support, but
+    # some (SIPp, older phones) take the first challenge: put "MD5" first or
+    # alone for them.
+    algorithms: tuple[str, ...] = ("SHA-256", "MD5")
 
 
 @dataclass(slots=True)
@@ -149,7 +153,10 @@ class Registrar:
 
     def _challenge(self, request: Request, now: float, *, stale: bool) -> RegisterOutcome:
         self.counters.challenged += 1
-        headers = [("WWW-Authenticate", str(c)) for c in self.verifier.challenge(now, stale=stale)]
+        headers = [
+            ("WWW-Authenticate", str(c))
+            for c in self.verifier.challenge(now, stale=stale, algorithms=self.policy.algorithms)
+        ]
         return RegisterOutcome(
             request.make_response(401, "Unauthorized", to_tag=_tag(request), headers=headers)
         )

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from dialer.events import CallEnded, CallEvent, Event
+from dialer.events import CallEnded, CallEvent, Event, IncomingCall
 from dialer.sip.call import LegConfig, OutboundCall
 from dialer.sip.endpoint import SipEndpoint
 from dialer.transport.udp import UdpAdapter, open_udp
@@ -32,9 +32,22 @@ class LiveEndpoint:
     def address(self) -> tuple[str, int]:
         return self.adapter.local_address
 
+    auto_answer: bool = False
+
     def drain(self) -> None:
-        self.events.extend(self.endpoint.take_events())
+        fresh = self.endpoint.take_events()
+        self.events.extend(fresh)
+        if self.auto_answer:
+            for event in fresh:
+                if isinstance(event, IncomingCall):
+                    # Not from inside the adapter's flush: answer on the next turn.
+                    asyncio.get_running_loop().call_soon(self.answer, event.call_id)
         self.changed.set()
+
+    def answer(self, call_id: str) -> None:
+        self.endpoint.answer(call_id, OFFER, self.now())
+        self.adapter.flush()
+        self.drain()
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()

@@ -1,0 +1,106 @@
+"""Fixtures for the integration tier: real peers on loopback, started and stopped per test.
+
+Missing peers are installed (CI, or whenever one is absent) and a peer that
+still cannot be had fails the session: an integration test that silently
+skips proves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from peers.baresip import Baresip
+from peers.kamailio import Kamailio
+from peers.sipp import Sipp
+
+REPO = Path(__file__).resolve().parents[2]
+INSTALL_SCRIPT = REPO / "scripts" / "install-peers.sh"
+REQUIRED_BINARIES = ("sipp", "baresip", "kamailio", "tshark", "sox")
+
+
+def _missing() -> list[str]:
+    search = os.environ.get("PATH", "") + ":/usr/sbin:/usr/local/sbin"
+    return [name for name in REQUIRED_BINARIES if shutil.which(name, path=search) is None]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def peers_installed() -> None:
+    """Run scripts/install-peers.sh when CI=true or a peer is missing; fail if still missing."""
+    if os.environ.get("CI") == "true" or _missing():
+        done = subprocess.run(
+            ["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            pytest.fail(
+                f"{INSTALL_SCRIPT.name} failed ({done.returncode}):\n{done.stdout}{done.stderr}",
+                pytrace=False,
+            )
+    still = _missing()
+    if still:
+        pytest.fail(f"real peers missing after install: {still}", pytrace=False)
+
+
+@pytest.fixture
+def tone_wav(tmp_path: Path) -> Path:
+    """Three seconds of a 440 Hz tone, 8 kHz mono 16-bit: what a desk phone 'says'."""
+    path = tmp_path / "tone.wav"
+    subprocess.run(
+        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path), "synth", "3", "sine", "440"],
+        check=True,
+    )
+    return path
+
+
+@pytest.fixture
+async def sipp_factory() -> AsyncIterator[Callable[..., Sipp]]:
+    """``sipp_factory(scenario, target, **options)`` -> a not yet started ``Sipp``."""
+    made: list[Sipp] = []
+
+    def make(*args: Any, **kwargs: Any) -> Sipp:
+        sipp = Sipp(*args, **kwargs)
+        made.append(sipp)
+        return sipp
+
+    yield make
+    for sipp in reversed(made):
+        await sipp.stop()
+
+
+@pytest.fixture
+async def kamailio_factory() -> AsyncIterator[Callable[..., Kamailio]]:
+    """``kamailio_factory(users=..., static_destination=...)`` -> a not yet started ``Kamailio``.
+
+    Torn down after ``baresip_factory`` (pytest finalizes in reverse request
+    order), so list this fixture first: phones unregister from a live registrar.
+    """
+    made: list[Kamailio] = []
+
+    def make(*args: Any, **kwargs: Any) -> Kamailio:
+        kamailio = Kamailio(*args, **kwargs)
+        made.append(kamailio)
+        return kamailio
+
+    yield make
+    for kamailio in reversed(made):
+        await kamailio.stop()
+
+
+@pytest.fixture
+async def baresip_factory() -> AsyncIterator[Callable[..., Baresip]]:
+    """``baresip_factory(user=, password=, registrar=, audio_file=)`` -> a not yet started phone."""
+    made: list[Baresip] = []
+
+    def make(*args: Any, **kwargs: Any) -> Baresip:
+        phone = Baresip(*args, **kwargs)
+        made.append(phone)
+        return phone
+
+    yield make
+    for phone in reversed(made):
+        await phone.stop()

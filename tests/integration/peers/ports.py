@@ -1,0 +1,69 @@
+"""Free loopback ports, asked of the OS rather than guessed.
+
+The machine is shared: 5060, 6000 or 8888 may belong to someone else, so each
+peer gets ports the kernel just handed out. There is a window between closing
+the probe socket and the peer binding it; on loopback with ephemeral ports that
+race is rare, and a peer that loses it fails loudly at bind time.
+"""
+
+from __future__ import annotations
+
+import socket
+
+LOOPBACK = "127.0.0.1"
+
+# Enough tries to find an even/odd pair even when the ephemeral range is busy.
+_PAIR_ATTEMPTS = 64
+
+
+def _bound(kind: socket.SocketKind, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, kind)
+    try:
+        sock.bind((LOOPBACK, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that nobody held a moment ago."""
+    with _bound(socket.SOCK_DGRAM, 0) as sock:
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def free_tcp_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody held a moment ago."""
+    with _bound(socket.SOCK_STREAM, 0) as sock:
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def free_udp_tcp_port() -> int:
+    """A port free for both UDP and TCP, for SIP listeners that serve both."""
+    for _ in range(_PAIR_ATTEMPTS):
+        with _bound(socket.SOCK_DGRAM, 0) as udp:
+            port: int = udp.getsockname()[1]
+            try:
+                with _bound(socket.SOCK_STREAM, port):
+                    return port
+            except OSError:
+                continue
+    raise OSError("no port free for both UDP and TCP on 127.0.0.1")
+
+
+def free_port_pair() -> int:
+    """An even UDP port whose successor is also free: RTP on it, RTCP on +1 (RFC 3550 §11)."""
+    for _ in range(_PAIR_ATTEMPTS):
+        with _bound(socket.SOCK_DGRAM, 0) as probe:
+            port: int = probe.getsockname()[1]
+        even = port if port % 2 == 0 else port - 1
+        if even < 1024:
+            continue
+        try:
+            with _bound(socket.SOCK_DGRAM, even), _bound(socket.SOCK_DGRAM, even + 1):
+                return even
+        except OSError:
+            continue
+    raise OSError("no free even/odd UDP port pair on 127.0.0.1")
