@@ -89,6 +89,7 @@ class OutboundCall:
     _cancel_sent: bool = False
     _auth_tries: int = 0
     _ack: Request | None = None
+    _sent_ack: Request | None = None  # retransmitted 2xx get this very ACK again
     _hangup_after_answer: bool = False
     _digest: DigestClient | None = None
     events: list[CallEvent] = field(default_factory=list)
@@ -150,6 +151,9 @@ class OutboundCall:
             return None  # a late provisional or failure after the end
         if status < 200:
             if status == 100:
+                # §9.1: any provisional, 100 included, releases a held CANCEL.
+                if self._cancel_wanted and not self._cancel_sent:
+                    return self._build_cancel()
                 return None
             self.state = _next(self.state, "provisional")
             self.events.append(
@@ -222,7 +226,9 @@ class OutboundCall:
             )
         # Every 2xx (the first and its retransmissions) gets the same ACK.
         assert self._invite is not None
-        self._ack = self._in_dialog("ACK", cseq=self._invite.cseq.seq, body=b"")
+        if self._sent_ack is None:
+            self._sent_ack = self._in_dialog("ACK", cseq=self._invite.cseq.seq, body=b"")
+        self._ack = self._sent_ack
         if first and self._cancel_wanted:
             # The callee answered as we cancelled (§9.1 race): end it with BYE.
             self.state = _next(self.state, "hangup")

@@ -25,6 +25,8 @@ from dialer.sip.message import Headers, Request, Response, parse_message
 from dialer.sip.registrar import Registrar
 from dialer.sip.registration import RegistrationClient
 from dialer.sip.reliability import AckTimeout, SuccessRetransmitter
+from dialer.sip.sdp import SessionDescription
+from dialer.sip.sdp import answer as answer_sdp
 from dialer.sip.timers import TimerConfig
 from dialer.sip.transaction import (
     AckReceived,
@@ -34,6 +36,7 @@ from dialer.sip.transaction import (
     TransactionKey,
     TransactionLayer,
 )
+from dialer.sip.uri import SipUri
 
 Address = tuple[str, int]
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
@@ -111,6 +114,12 @@ class SipEndpoint:
             self._malformed(data, source, exc)
             return
         if isinstance(message, Request):
+            try:
+                SipUri.parse(message.uri)
+            except RemoteProtocolError as exc:
+                if exc.status == 416:  # §8.2.2.1: a scheme we do not serve
+                    self._malformed(data, source, exc)
+                    return
             message = _stamp_received(message, source)
             self._count(self.counters.requests_by_method, message.method)
         else:
@@ -315,6 +324,14 @@ class SipEndpoint:
         refusal = self._authenticate(request, now)
         if refusal is not None:
             return refusal
+        if request.body:
+            try:
+                offer = SessionDescription.parse(request.body)
+                answer_sdp(offer, self.local[0], 0, session_id=0, version=0)
+            except RemoteProtocolError as exc:
+                # RFC 3264 §6: an offer with nothing we can accept gets 488.
+                status = exc.status if exc.status in (400, 488) else 400
+                return request.make_response(status, exc.reason, to_tag=_local_tag(request))
         host, port = self.local
         call = InboundCall(request, source, f"sip:dialer@{host}:{port}", host, port, self.rng)
         self.inbound[call.call_id] = call
@@ -591,4 +608,9 @@ def _answer_for_unparseable(data: bytes, exc: RemoteProtocolError) -> bytes | No
     text = f"SIP/2.0 {status} {phrase}\r\n"
     text += "".join(f"{n}: {v}\r\n" for n, v in found)
     text += f'Warning: 399 dialer "{reason.replace(chr(34), chr(39))}"\r\nContent-Length: 0\r\n\r\n'
-    return text.encode("utf-8")
+    answer = text.encode("utf-8")
+    try:
+        parse_message(answer)  # the copied headers may be as broken as the request
+    except RemoteProtocolError:
+        return None
+    return answer
