@@ -99,6 +99,8 @@ class SipEndpoint:
         self._inbound_keys: dict[TransactionKey, InboundCall] = {}
         self._retransmitters: dict[str, SuccessRetransmitter] = {}
         self.timers = timers or TimerConfig()
+        self._stream_peers: set[Address] = set()
+        self._stream_out: list[tuple[bytes, Address]] = []
 
     # --- what the adapter calls -------------------------------------------
 
@@ -113,6 +115,35 @@ class SipEndpoint:
         except RemoteProtocolError as exc:
             self._malformed(data, source, exc)
             return
+        self._receive(message, data, source, now, reliable=False)
+
+    def stream_opened(self, peer: Address) -> None:
+        """A TCP connection to ``peer`` exists: what goes to it leaves on the stream."""
+        self._stream_peers.add(peer)
+
+    def stream_closed(self, peer: Address) -> None:
+        self._stream_peers.discard(peer)
+
+    def receive_stream_message(
+        self, message: Request | Response, source: Address, now: float
+    ) -> None:
+        """A message the TCP adapter's ``StreamFramer`` cut from ``source``'s stream."""
+        self.counters.received += 1
+        self._receive(message, message.to_bytes(), source, now, reliable=True)
+
+    def take_stream_messages(self) -> list[tuple[bytes, Address]]:
+        out, self._stream_out = self._stream_out, []
+        return out
+
+    def _receive(
+        self,
+        message: Request | Response,
+        data: bytes,
+        source: Address,
+        now: float,
+        *,
+        reliable: bool,
+    ) -> None:
         if isinstance(message, Request):
             try:
                 SipUri.parse(message.uri)
@@ -125,14 +156,17 @@ class SipEndpoint:
         else:
             self._count(self.counters.responses_by_class, f"{message.status // 100}xx")
         try:
-            tagged = self.transactions.receive(message, now, reliable=False)
+            tagged = self.transactions.receive(message, now, reliable=reliable)
         except RemoteProtocolError as exc:
             self._malformed(data, source, exc)
             return
         for item in tagged:
             event = item.event
             if isinstance(event, RequestReceived) and item.key is not None:
-                self._destinations[item.key] = _response_destination(event.request, source)
+                # §18.2.2: on a stream the response goes back on the same connection.
+                self._destinations[item.key] = (
+                    source if reliable else _response_destination(event.request, source)
+                )
                 self._on_request(item.key, event.request, source, now)
             elif isinstance(event, ResponseReceived) and item.key is not None:
                 self._on_response(item.key, event.response, now)
@@ -170,6 +204,12 @@ class SipEndpoint:
     def take_datagrams(self) -> list[tuple[bytes, Address]]:
         out, self._out = self._out, []
         return out
+
+    def _emit(self, item: tuple[bytes, Address]) -> None:
+        if item[1] in self._stream_peers:
+            self._stream_out.append(item)
+        else:
+            self._out.append(item)
 
     def take_events(self) -> list[Event]:
         events, self._events = self._events, []
@@ -239,7 +279,9 @@ class SipEndpoint:
         self._collect()
 
     def send_request(self, request: Request, destination: Address, now: float) -> TransactionKey:
-        key = self.transactions.send_request(request, now, reliable=False)
+        key = self.transactions.send_request(
+            request, now, reliable=destination in self._stream_peers
+        )
         self._destinations[key] = destination
         self._collect()
         return key
@@ -249,20 +291,24 @@ class SipEndpoint:
     def _send_registration(
         self, client: RegistrationClient, request: Request, destination: Address, now: float
     ) -> None:
-        key = self.transactions.send_request(request, now, reliable=False)
+        key = self.transactions.send_request(
+            request, now, reliable=destination in self._stream_peers
+        )
         self._destinations[key] = destination
         self._registrations[key] = client
 
     def _send_for_call(self, call: OutboundCall, request: Request, now: float) -> None:
         destination = self._call_destinations[call.call_id]
-        key = self.transactions.send_request(request, now, reliable=False)
+        key = self.transactions.send_request(
+            request, now, reliable=destination in self._stream_peers
+        )
         self._destinations[key] = destination
         self._call_keys[key] = (call, request.method)
 
     def _after_call(self, call: OutboundCall) -> None:
         ack = call.take_ack()
         if ack is not None:
-            self._out.append((ack.to_bytes(), self._call_destinations[call.call_id]))
+            self._emit((ack.to_bytes(), self._call_destinations[call.call_id]))
         if call.events:
             self._events.extend(call.events)
             call.events.clear()
@@ -285,7 +331,10 @@ class SipEndpoint:
         self._after_call(call)
 
     def _send_inbound(self, call: InboundCall, request: Request, now: float) -> None:
-        key = self.transactions.send_request(request, now, reliable=False)
+        destination = call.source
+        key = self.transactions.send_request(
+            request, now, reliable=destination in self._stream_peers
+        )
         self._destinations[key] = call.source
         self._inbound_keys[key] = call
 
@@ -507,11 +556,11 @@ class SipEndpoint:
             for message in retransmitter.take_outgoing():
                 if call is not None:
                     to = _response_destination(call.invite, call.source)
-                    self._out.append((message.to_bytes(), to))
+                    self._emit((message.to_bytes(), to))
         for outgoing in self.transactions.take_outgoing():
             destination = self._destinations.get(outgoing.key)
             if destination is not None:
-                self._out.append((outgoing.message.to_bytes(), destination))
+                self._emit((outgoing.message.to_bytes(), destination))
         live = set(self.transactions)
         for key in [k for k in self._destinations if k not in live]:
             del self._destinations[key]
@@ -522,7 +571,7 @@ class SipEndpoint:
         response = _answer_for_unparseable(data, exc)
         if response is not None:
             self.counters.answered_malformed += 1
-            self._out.append((response, source))
+            self._emit((response, source))
 
     @staticmethod
     def _count(table: dict[str, int], key: str) -> None:

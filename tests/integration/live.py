@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from dialer.events import CallEnded, CallEvent, Event, IncomingCall
 from dialer.sip.call import LegConfig, OutboundCall
 from dialer.sip.endpoint import SipEndpoint
+from dialer.transport.tcp import TcpServer
 from dialer.transport.udp import UdpAdapter, open_udp
 
 OFFER = (
@@ -25,6 +26,7 @@ OFFER = (
 class LiveEndpoint:
     endpoint: SipEndpoint
     adapter: UdpAdapter
+    tcp: TcpServer | None = None
     events: list[Event] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -44,9 +46,14 @@ class LiveEndpoint:
                     asyncio.get_running_loop().call_soon(self.answer, event.call_id)
         self.changed.set()
 
+    def flush(self) -> None:
+        self.adapter.flush()
+        if self.tcp is not None:
+            self.tcp.flush()
+
     def answer(self, call_id: str) -> None:
         self.endpoint.answer(call_id, OFFER, self.now())
-        self.adapter.flush()
+        self.flush()
         self.drain()
 
     def now(self) -> float:
@@ -65,13 +72,13 @@ class LiveEndpoint:
             **extra,  # type: ignore[arg-type]
         )
         call = self.endpoint.place_call(config, destination, self.now())
-        self.adapter.flush()
+        self.flush()
         self.drain()
         return call
 
     def hangup(self, call_id: str) -> None:
         self.endpoint.hangup(call_id, self.now())
-        self.adapter.flush()
+        self.flush()
         self.drain()
 
     def of_call(self, call_id: str) -> list[CallEvent]:
@@ -95,14 +102,21 @@ class LiveEndpoint:
 
 
 @asynccontextmanager
-async def live_endpoint(**kwargs: object) -> AsyncIterator[LiveEndpoint]:
+async def live_endpoint(*, tcp: bool = False, **kwargs: object) -> AsyncIterator[LiveEndpoint]:
+    """Our endpoint on UDP (and, with ``tcp``, on a TCP listener of its own port)."""
     endpoint = SipEndpoint(("127.0.0.1", 0), rng=random.Random(), **kwargs)  # type: ignore[arg-type]
     holder: list[LiveEndpoint] = []
     adapter = await open_udp(endpoint, "127.0.0.1", 0, on_activity=lambda: holder[0].drain())  # noqa: PLW0108 - bound later
     endpoint.local = adapter.local_address
-    live = LiveEndpoint(endpoint, adapter)
+    server = None
+    if tcp:
+        server = TcpServer(endpoint, on_activity=lambda: holder[0].drain())  # noqa: PLW0108
+        await server.start(*endpoint.local)
+    live = LiveEndpoint(endpoint, adapter, server)
     holder.append(live)
     try:
         yield live
     finally:
         adapter.close()
+        if server is not None:
+            await server.close()

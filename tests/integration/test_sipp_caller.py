@@ -66,3 +66,27 @@ async def test_wrong_password_never_places_a_call() -> None:
         assert not [e for e in live.events if isinstance(e, IncomingCall)]
         assert live.endpoint.inbound == {}
         assert reg.counters.auth_failures == 1
+
+
+async def test_authenticated_caller_over_tcp() -> None:
+    async with live_endpoint(registrar=registrar(), tcp=True) as live:
+        live.auto_answer = True
+        host, port = live.address
+        async with Sipp(
+            "uac_auth.xml",
+            f"{host}:{port}",
+            service="13800138000",
+            auth_user="1001",
+            auth_password="desk-secret",
+            duration_ms=200,
+            timeout=20,
+            transport="t1",
+        ) as caller:
+            result = await caller.wait()
+        assert result.ok, result.describe()
+        (incoming,) = [e for e in live.events if isinstance(e, IncomingCall)]
+        ended = await live.ended(incoming.call_id)
+    assert (ended.outcome, ended.hangup_by) == (CallOutcome.ANSWERED, HangupBy.REMOTE)
+    assert live.tcp is not None and live.tcp.framing_errors == 0
+    # Nothing went out over UDP: a stream peer is answered on its stream.
+    assert live.endpoint.counters.requests_by_method == {"INVITE": 2, "ACK": 2, "BYE": 1}
