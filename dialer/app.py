@@ -18,6 +18,7 @@ from dialer.sip.endpoint import Clock, SipEndpoint
 from dialer.sip.registrar import Registrar, RegistrarPolicy
 from dialer.sip.registration import RegistrationClient, RegistrationTarget
 from dialer.sip.timers import TimerConfig
+from dialer.transport.tcp import TcpServer
 from dialer.transport.udp import UdpAdapter, open_udp
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,22 @@ def build_endpoint(config: Config, clock: Clock) -> SipEndpoint:
 async def running_service(config: Config) -> AsyncIterator[Service]:
     clock = wall_clock()
     endpoint = build_endpoint(config, clock)
-    adapter = await open_udp(endpoint, config.sip.bind_host, config.sip.udp_port)
+    streams: list[TcpServer] = []
+
+    def send_streams() -> None:
+        for server in streams:
+            server.send_pending()
+
+    adapter = await open_udp(
+        endpoint, config.sip.bind_host, config.sip.udp_port, on_activity=send_streams
+    )
     endpoint.local = adapter.local_address
+    tcp = TcpServer(
+        endpoint, max_message_bytes=config.sip.max_message_bytes, on_activity=adapter.send_pending
+    )
+    # Port 0 (tests, demo): TCP takes the port the OS gave UDP, as phones expect.
+    await tcp.start(config.sip.bind_host, config.sip.tcp_port or endpoint.local[1])
+    streams.append(tcp)
     loop = asyncio.get_running_loop()
     rng = random.Random(secrets.randbits(64))
     for trunk in config.trunks:
@@ -98,6 +113,7 @@ async def running_service(config: Config) -> AsyncIterator[Service]:
         endpoint.stop_registrations(loop.time())
         adapter.flush()
         adapter.close()
+        await tcp.close()
 
 
 async def serve(config: Config, duration: float | None = None) -> None:

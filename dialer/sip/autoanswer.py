@@ -29,8 +29,8 @@ _PROFILES: MappingProxyType[str, tuple[tuple[str, str], ...]] = MappingProxyType
             ("Alert-Info", "<http://www.notused.com>;info=alert-autoanswer;delay=0"),
         ),
         "cisco": (("Call-Info", "<sip:127.0.0.1>;answer-after=0"),),
-        # baresip answers by the account's answermode setting; it also honours
-        # Call-Info answer-after (its "answer-after" support since 1.0).
+        # baresip 1.0 ignores these headers and answers by its account's
+        # answermode=auto setting; the header is sent for newer versions.
         "baresip": (("Call-Info", "<sip:127.0.0.1>;answer-after=0"),),
     }
 )

@@ -105,11 +105,15 @@ class TcpServer:
             self.endpoint.stream_closed(peer)
             writer.close()
 
-    def flush(self) -> None:
+    def send_pending(self) -> None:
+        """Write what the endpoint queued for stream peers, nothing else."""
         for data, destination in self.endpoint.take_stream_messages():
             writer = self._writers.get(destination)
             if writer is not None and not writer.is_closing():
                 writer.write(data)
+
+    def flush(self) -> None:
+        self.send_pending()
         loop = asyncio.get_running_loop()
         deadline = self.endpoint.next_deadline()
         if self._timer is not None:

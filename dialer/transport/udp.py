@@ -84,8 +84,7 @@ class UdpAdapter(asyncio.DatagramProtocol):
         """Send what the endpoint queued and re-arm the single timer."""
         if self._transport is None or self._transport.is_closing():
             return
-        for data, destination in self.endpoint.take_datagrams():
-            self._transport.sendto(data, destination)
+        self.send_pending()
         deadline = self.endpoint.next_deadline()
         if self._timer is not None and (deadline is None or self._timer.when() != deadline):
             self._timer.cancel()
@@ -94,6 +93,13 @@ class UdpAdapter(asyncio.DatagramProtocol):
             self._timer = self._loop.call_at(deadline, self._fire)
         if self._on_activity is not None:
             self._on_activity()
+
+    def send_pending(self) -> None:
+        """Send what the endpoint queued, nothing else (for a sibling transport's hook)."""
+        if self._transport is None or self._transport.is_closing():
+            return
+        for data, destination in self.endpoint.take_datagrams():
+            self._transport.sendto(data, destination)
 
     def close(self) -> None:
         if self._transport is not None:
