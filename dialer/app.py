@@ -54,6 +54,7 @@ def build_endpoint(config: Config, clock: Clock) -> SipEndpoint:
             max_expires=sip.register_max_expires,
             failures_before_throttle=sip.auth_failures_before_throttle,
             throttle_seconds=sip.throttle_seconds,
+            algorithms=sip.digest_algorithms,
         ),
     )
     return SipEndpoint(

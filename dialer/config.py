@@ -51,6 +51,10 @@ class SipConfig:
     register_max_expires: int = 3600
     auth_failures_before_throttle: int = 5
     throttle_seconds: float = 60.0
+    # Challenge order. Desk phones (and SIPp, baresip 1.0) answer only the
+    # first challenge and know only MD5, so MD5 alone is the default; a floor
+    # of RFC 8760 phones can offer ["SHA-256", "MD5"].
+    digest_algorithms: tuple[str, ...] = ("MD5",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,9 +212,15 @@ def _coerce(key: str, value: Any, default: Any, problems: list[str]) -> Any:
             return value
         if isinstance(default, Path):
             return Path(str(value))
+        if isinstance(default, tuple):
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+                raise ValueError
+            return tuple(i.strip() for i in items)
     except (TypeError, ValueError):
         pass
-    problems.append(f"{key}: expected {kind.__name__}, got {value!r}")
+    expected = "a list of strings" if kind is tuple else kind.__name__
+    problems.append(f"{key}: expected {expected}, got {value!r}")
     return None
 
 
@@ -321,6 +331,12 @@ def validate(config: Config) -> list[str]:
     _port("metrics.port", config.metrics.port, problems)
     if sip.t1 <= 0 or sip.t2 < sip.t1 or sip.t4 <= 0:
         problems.append("sip.t1/t2/t4: need 0 < t1 <= t2 and t4 > 0")
+    digests = ("MD5", "SHA-256")
+    if not sip.digest_algorithms or any(a not in digests for a in sip.digest_algorithms):
+        problems.append(
+            f"sip.digest_algorithms: {list(sip.digest_algorithms)} must be a non-empty list of "
+            "MD5, SHA-256"
+        )
     if sip.max_message_bytes < 1500:
         problems.append("sip.max_message_bytes: must be at least 1500")
     if not 0 < sip.register_min_expires <= sip.register_max_expires:

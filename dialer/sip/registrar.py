@@ -48,9 +48,8 @@ class RegistrarPolicy:
     failures_before_throttle: int = 5
     throttle_seconds: float = 60.0
     # Offered in this order. RFC 8760 clients pick the best they support, but
-    # some (SIPp, older phones) take the first challenge: put "MD5" first or
-    # alone for them.
-    algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    # desk phones, SIPp and baresip 1.0 fail unless MD5 is offered alone.
+    algorithms: tuple[str, ...] = ("MD5",)
 
 
 @dataclass(slots=True)

@@ -96,3 +96,17 @@ def test_unreadable_and_broken_files(tmp_path: Path) -> None:
     bad.write_text("[sip\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad, environ={})
+
+
+def test_digest_algorithms_from_file_and_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[sip]\ndigest_algorithms = ["SHA-256", "MD5"]\n')
+    assert load_config(path, environ={}).sip.digest_algorithms == ("SHA-256", "MD5")
+    env = {"DIALER_SIP__DIGEST_ALGORITHMS": "MD5"}
+    assert load_config(path, environ=env).sip.digest_algorithms == ("MD5",)
+    path.write_text('[sip]\ndigest_algorithms = ["SHA-1"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert info.value.problems == [
+        "sip.digest_algorithms: ['SHA-1'] must be a non-empty list of MD5, SHA-256"
+    ]
