@@ -78,6 +78,7 @@ class OutboundCall:
     rng: random.Random
     state: LegState = LegState.CALLING
     remote_sdp: bytes | None = None
+    local_sdp: bytes = b""  # our current session: the offer, then re-INVITE answers
     final_status: int | None = None
     _invite: Request | None = None
     _from_tag: str = ""
@@ -96,6 +97,7 @@ class OutboundCall:
 
     def __post_init__(self) -> None:
         self._from_tag = f"{self.rng.getrandbits(48):012x}"
+        self.local_sdp = self.config.sdp
         if self.config.username and self.config.password is not None:
             self._digest = DigestClient(self.config.username, self.config.password)
 

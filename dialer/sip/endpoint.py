@@ -25,7 +25,7 @@ from dialer.sip.message import Headers, Request, Response, parse_message
 from dialer.sip.registrar import Registrar
 from dialer.sip.registration import RegistrationClient
 from dialer.sip.reliability import AckTimeout, SuccessRetransmitter
-from dialer.sip.sdp import SessionDescription
+from dialer.sip.sdp import SessionDescription, revise
 from dialer.sip.sdp import answer as answer_sdp
 from dialer.sip.timers import TimerConfig
 from dialer.sip.transaction import (
@@ -494,20 +494,16 @@ class SipEndpoint:
         if request.method == "BYE":
             return call.on_remote_bye(request, now, self.clock.wall(now))
         if request.method == "INVITE":
-            headers = [("Contact", f"<{call.contact}>"), ("Content-Type", "application/sdp")]
-            response = request.make_response(200, headers=headers)
-            return Response(200, "OK", response.headers, call.local_sdp)
+            answer, call.local_sdp = _reinvite_answer(request, call.local_sdp, call.contact)
+            return answer
         return request.make_response(200)
 
     def _in_dialog(self, call: OutboundCall, request: Request, now: float) -> Response:
         if request.method == "BYE":
             return call.on_remote_bye(request, now, self.clock.wall(now))
         if request.method == "INVITE":
-            # A re-INVITE (hold/unhold, new ports): accept with our session as it is.
-            headers = [("Contact", f"<{call.config.contact}>"), ("Content-Type", "application/sdp")]
-            return Response(
-                200, "OK", request.make_response(200, headers=headers).headers, call.config.sdp
-            )
+            answer, call.local_sdp = _reinvite_answer(request, call.local_sdp, call.config.contact)
+            return answer
         return request.make_response(200)
 
     def _on_response(self, key: TransactionKey, response: Response, now: float) -> None:
@@ -596,6 +592,41 @@ def _stamp_received(request: Request, source: Address) -> Request:
             pairs[i] = ("Via", ", ".join(parts))
             break
     return Request(request.method, request.uri, Headers.of(pairs), request.body)
+
+
+def _reinvite_answer(request: Request, ours: bytes, contact: str) -> tuple[Response, bytes]:
+    """A re-INVITE in a dialog (hold/unhold, new ports): answer its offer, RFC 3264 §8.
+
+    Our address, port and session id stay; the direction mirrors the offer
+    (sendonly -> recvonly for hold) and the version goes up when that changes.
+    Returns the response and the SDP that is now ours.
+    """
+    headers = [("Contact", f"<{contact}>")]
+    if not request.body or not ours:
+        # An offerless re-INVITE: our current session is the offer (§14.2).
+        response = request.make_response(
+            200, headers=[*headers, ("Content-Type", "application/sdp")]
+        )
+        return Response(200, "OK", response.headers, ours), ours
+    try:
+        previous = SessionDescription.parse(ours)
+        media = previous.audio()
+        if media is None:
+            raise RemoteProtocolError("our own session has no audio stream", 500)
+        host, port = previous.rtp_address(media)
+        answer, _ = answer_sdp(
+            SessionDescription.parse(request.body),
+            host,
+            port,
+            session_id=previous.origin.session_id,
+            version=previous.origin.session_version,
+        )
+        updated = revise(previous, answer).to_bytes()
+    except RemoteProtocolError as exc:
+        status = exc.status if exc.status in (400, 488) else 400
+        return request.make_response(status, exc.reason), ours
+    response = request.make_response(200, headers=[*headers, ("Content-Type", "application/sdp")])
+    return Response(200, "OK", response.headers, updated), updated
 
 
 def _response_destination(request: Request, source: Address) -> Address:

@@ -181,3 +181,48 @@ def test_caller_cancels_before_answer() -> None:
     assert statuses == [(200, "CANCEL"), (487, "INVITE")]
     (ended,) = ep.take_events()
     assert isinstance(ended, CallEnded) and ended.outcome is CallOutcome.CANCELLED
+
+
+def in_dialog(method: str, cseq: int, to: str, body: bytes = b"") -> Request:
+    pairs = [
+        ("Via", f"SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK{method}{cseq}"),
+        ("From", "<sip:1001@dialer.local>;tag=ph1"),
+        ("To", to),
+        ("Call-ID", "inbound-1"),
+        ("CSeq", f"{cseq} {method}"),
+        ("Contact", "<sip:1001@127.0.0.1:5062>"),
+    ]
+    if body:
+        pairs.append(("Content-Type", "application/sdp"))
+    return Request(method, "sip:dialer@127.0.0.1:5060", Headers.of(pairs), body)
+
+
+def test_hold_and_unhold_re_invites_are_answered_per_rfc_3264() -> None:
+    ep = endpoint()
+    request = authorised_invite(ep, PCMU)
+    ep.receive_datagram(request.to_bytes(), PHONE, 0.1)
+    responses(ep)
+    ours = PCMU.replace(b"m=audio 4000", b"m=audio 30000").replace(b"o=- 1 1", b"o=- 7 1")
+    ep.answer("inbound-1", ours + b"a=sendrecv\r\n", 0.2)
+    (ok,) = responses(ep)
+    to = str(ok.to)
+    ep.receive_datagram(in_dialog("ACK", 2, to).to_bytes(), PHONE, 0.3)
+
+    hold = PCMU + b"a=sendonly\r\n"
+    ep.receive_datagram(in_dialog("INVITE", 3, to, hold).to_bytes(), PHONE, 1.0)
+    (answer,) = [r for r in responses(ep) if r.status == 200]
+    assert b"a=recvonly" in answer.body
+    assert b"m=audio 30000 RTP/AVP 0" in answer.body  # our port is kept
+    assert b"o=- 7 2 IN IP4" in answer.body  # same session, next version
+
+    unhold = PCMU + b"a=sendrecv\r\n"
+    ep.receive_datagram(in_dialog("ACK", 3, to).to_bytes(), PHONE, 1.1)
+    ep.receive_datagram(in_dialog("INVITE", 4, to, unhold).to_bytes(), PHONE, 2.0)
+    (answer,) = [r for r in responses(ep) if r.status == 200]
+    assert b"a=sendrecv" in answer.body
+    assert b"o=- 7 3 IN IP4" in answer.body
+
+    g729 = G729 + b"a=sendrecv\r\n"
+    ep.receive_datagram(in_dialog("INVITE", 5, to, g729).to_bytes(), PHONE, 3.0)
+    assert [r.status for r in responses(ep) if r.status >= 200] == [488]
+    assert "inbound-1" in ep.inbound  # a refused re-offer leaves the call up
