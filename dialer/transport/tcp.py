@@ -71,16 +71,43 @@ class TcpServer:
             self._timer.cancel()
         for writer in list(self._writers.values()):
             writer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
 
+    async def connect(self, host: str, port: int) -> Address:
+        """Open a stream to a peer (a TCP trunk or customer); returns its address key.
+
+        Once this returns, whatever the endpoint sends to that address goes
+        on this connection, and what the peer sends back comes in on it.
+        """
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10.0)
+        peer_host, peer_port = writer.get_extra_info("peername")[:2]
+        peer = (str(peer_host), int(peer_port))
+        self._register(peer, writer)
+        task = asyncio.create_task(self._read(peer, reader, writer), name=f"sip-tcp-{peer}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return peer
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         host, port = writer.get_extra_info("peername")[:2]
         peer = (str(host), int(port))
-        framer = StreamFramer(max_size=self.max_message_bytes)
+        self._register(peer, writer)
+        await self._read(peer, reader, writer)
+
+    def _register(self, peer: Address, writer: asyncio.StreamWriter) -> None:
         self._writers[peer] = writer
         self.endpoint.stream_opened(peer)
+
+    async def _read(
+        self, peer: Address, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        framer = StreamFramer(max_size=self.max_message_bytes)
         loop = asyncio.get_running_loop()
         try:
             while data := await reader.read(READ_SIZE):
@@ -100,6 +127,8 @@ class TcpServer:
                     framer.pings = 0
                     writer.write(b"\r\n" * pings)  # RFC 5626 §4.4.1 pong
                 self.flush()
+        except ConnectionError as exc:
+            log.info("TCP connection to %s:%d lost: %s", *peer, exc)
         finally:
             self._writers.pop(peer, None)
             self.endpoint.stream_closed(peer)

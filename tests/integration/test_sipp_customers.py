@@ -3,6 +3,8 @@ surfaces as one typed CallEnded with the SIP status and the Q.850 cause."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from live import live_endpoint
 from peers import Sipp
@@ -117,3 +119,30 @@ async def test_nobody_there_times_out_with_timer_b() -> None:
     assert (ended.outcome, ended.status) == (CallOutcome.TIMEOUT, 408)
     assert live.endpoint.counters.transaction_timeouts == 1
     assert not isinstance(ended, CallAnswered)
+
+
+async def test_answered_call_over_tcp() -> None:
+    async with (
+        live_endpoint(tcp=True) as live,
+        Sipp("uas_answer.xml", timeout=20, transport="t1") as customer,
+    ):
+        assert live.tcp is not None
+        host, port = customer.address.split(":")
+        # SIPp needs a moment to listen; the connect is retried briefly.
+        for _ in range(50):
+            try:
+                peer = await live.tcp.connect(host, int(port))
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("SIPp never accepted the TCP connection")
+        call = live.call(f"sip:customer@{host}:{port};transport=tcp", peer, transport="TCP")
+        await live.wait_for(call.call_id, CallAnswered)
+        live.hangup(call.call_id)
+        ended = await live.ended(call.call_id)
+        result = await customer.wait()
+    assert (ended.outcome, ended.hangup_by) == (CallOutcome.ANSWERED, HangupBy.LOCAL)
+    assert result.ok, result.describe()
+    assert live.tcp.framing_errors == 0
+    assert live.endpoint.counters.responses_by_class.get("2xx", 0) >= 2  # INVITE and BYE
