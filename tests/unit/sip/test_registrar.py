@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import random
 
 from dialer.events import PhoneRegistered, PhoneUnregistered
@@ -152,3 +153,25 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
         assert client.handle_timer(now) is not None
     assert all(1.0 <= d <= 300.0 for d in deadlines)
     assert max(deadlines[:2]) <= 4.0
+
+
+def test_several_contacts_per_extension_are_kept_and_listed() -> None:
+    registrar = make_registrar()
+    desk = phone()
+    soft = RegistrationClient(
+        dataclasses.replace(desk.target, contact="sip:1001@127.0.0.1:5070", via_port=5070),
+        random.Random(9),
+    )
+    assert register(registrar, desk, 0.0) == [401, 200]
+    request: Request | None = soft.start(1.0)
+    last = None
+    while request is not None:
+        last = exchange(registrar, request, 1.0)
+        request = soft.receive_response(last, 1.0)
+    assert last is not None and last.status == 200
+    # The 200 lists every current binding of the extension (§10.3 step 8).
+    assert sorted(last.headers.get_all("Contact")) == [
+        "<sip:1001@127.0.0.1:5062>;expires=599",
+        "<sip:1001@127.0.0.1:5070>;expires=600",
+    ]
+    assert len(registrar.lookup("1001", 2.0)) == 2
