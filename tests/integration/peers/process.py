@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import signal
 from collections.abc import Sequence
@@ -46,6 +47,9 @@ class ChildProcess:
             stdin=stdin,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            # Its own process group, so stop() also ends the workers a peer
+            # forks (Kamailio does): killing only the main pid orphans them.
+            start_new_session=True,
         )
         return cls(proc, name)
 
@@ -113,16 +117,20 @@ class ChildProcess:
         return code
 
     async def stop(self, grace: float = 5.0) -> int:
-        """SIGTERM this pid, then SIGKILL it after ``grace`` seconds; idempotent."""
+        """SIGTERM this pid's process group, SIGKILL it after ``grace`` seconds; idempotent.
+
+        Every wait is bounded: a teardown that hangs would stall the whole CI run.
+        """
         if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
+            self._signal_group(signal.SIGTERM)
             try:
                 await asyncio.wait_for(self.proc.wait(), grace)
             except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    self.proc.kill()
-                await self.proc.wait()
+                self._signal_group(signal.SIGKILL)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.proc.wait(), grace)
+        # Workers may outlive their parent's exit: make sure the group is gone.
+        self._signal_group(signal.SIGKILL)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._reader), 2.0)
         if not self._reader.done():
@@ -130,5 +138,9 @@ class ChildProcess:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
         code = self.proc.returncode
-        assert code is not None
-        return code
+        return -9 if code is None else code
+
+    def _signal_group(self, signum: int) -> None:
+        # The group id is the child's pid (start_new_session): only what we started.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signum)
