@@ -28,6 +28,7 @@ from dialer.events import (
 )
 from dialer.sip.auth import Challenge, DigestClient, choose
 from dialer.sip.errors import LocalProtocolError, RemoteProtocolError
+from dialer.sip.leg import transition
 from dialer.sip.message import Headers, NameAddr, Request, Response
 
 
@@ -343,10 +344,7 @@ class OutboundCall:
 
 
 def _next(state: LegState, kind: str) -> LegState:
-    try:
-        return _TABLE[(state, kind)]
-    except KeyError:
-        raise LocalProtocolError(f"call leg cannot take {kind!r} in state {state}") from None
+    return transition(_TABLE, state, kind, "call leg")
 
 
 def _cause(message: Request | Response) -> int | None:

@@ -24,6 +24,7 @@ from dialer.events import (
     classify_final,
 )
 from dialer.sip.errors import LocalProtocolError
+from dialer.sip.leg import transition
 from dialer.sip.message import Headers, NameAddr, Request, Response
 
 
@@ -183,7 +184,4 @@ class InboundCall:
 
 
 def _next(state: InboundState, kind: str) -> InboundState:
-    try:
-        return _TABLE[(state, kind)]
-    except KeyError:
-        raise LocalProtocolError(f"inbound call cannot take {kind!r} in state {state}") from None
+    return transition(_TABLE, state, kind, "inbound call")
