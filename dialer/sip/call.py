@@ -17,7 +17,6 @@ from enum import StrEnum
 
 from dialer.events import (
     CallAnswered,
-    CallEnded,
     CallEvent,
     CallOutcome,
     CallProgress,
@@ -28,7 +27,7 @@ from dialer.events import (
 )
 from dialer.sip.auth import Challenge, DigestClient, choose
 from dialer.sip.errors import LocalProtocolError, RemoteProtocolError
-from dialer.sip.leg import transition
+from dialer.sip.leg import ended, transition
 from dialer.sip.message import Headers, NameAddr, Request, Response
 
 
@@ -330,14 +329,14 @@ class OutboundCall:
         reason: str,
     ) -> None:
         self.events.append(
-            CallEnded(
-                call_id=self.call_id,
-                at_ms=at_ms,
-                mono=now,
+            ended(
+                self.call_id,
+                now,
+                at_ms,
                 outcome=outcome,
                 status=status,
-                q850_cause=cause,
-                hangup_by=by,
+                cause=cause,
+                by=by,
                 reason=reason,
             )
         )

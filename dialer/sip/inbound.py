@@ -16,7 +16,6 @@ from enum import StrEnum
 
 from dialer.events import (
     CallAnswered,
-    CallEnded,
     CallEvent,
     CallOutcome,
     HangupBy,
@@ -24,7 +23,7 @@ from dialer.events import (
     classify_final,
 )
 from dialer.sip.errors import LocalProtocolError
-from dialer.sip.leg import transition
+from dialer.sip.leg import ended, transition
 from dialer.sip.message import Headers, NameAddr, Request, Response
 
 
@@ -170,14 +169,14 @@ class InboundCall:
         reason: str,
     ) -> None:
         self.events.append(
-            CallEnded(
-                call_id=self.call_id,
-                at_ms=at_ms,
-                mono=now,
+            ended(
+                self.call_id,
+                now,
+                at_ms,
                 outcome=outcome,
                 status=status,
-                q850_cause=None,
-                hangup_by=by,
+                cause=None,
+                by=by,
                 reason=reason,
             )
         )

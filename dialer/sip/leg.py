@@ -1,4 +1,4 @@
-"""What the outbound and inbound call legs share: their state tables' lookup."""
+"""What the outbound and inbound call legs share: state lookup and the final event."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import TypeVar
 
+from dialer.events import CallEnded, CallOutcome, HangupBy
 from dialer.sip.errors import LocalProtocolError
 
 S = TypeVar("S", bound=StrEnum)
@@ -17,3 +18,27 @@ def transition(table: Mapping[tuple[S, str], S], state: S, kind: str, what: str)
         return table[(state, kind)]
     except KeyError:
         raise LocalProtocolError(f"{what} cannot take {kind!r} in state {state}") from None
+
+
+def ended(
+    call_id: str,
+    now: float,
+    at_ms: int,
+    *,
+    outcome: CallOutcome,
+    status: int | None,
+    cause: int | None,
+    by: HangupBy | None,
+    reason: str,
+) -> CallEnded:
+    """The one ``CallEnded`` a leg emits, whichever side it is."""
+    return CallEnded(
+        call_id=call_id,
+        at_ms=at_ms,
+        mono=now,
+        outcome=outcome,
+        status=status,
+        q850_cause=cause,
+        hangup_by=by,
+        reason=reason,
+    )
