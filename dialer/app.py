@@ -8,9 +8,12 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from dialer.calls.manager import CallManager
+from dialer.calls.relay import MediaRelay
 from dialer.config import Config
 from dialer.events import Event
 from dialer.sip.auth import DigestVerifier, NonceIssuer
@@ -34,13 +37,16 @@ class Service:
     config: Config
     endpoint: SipEndpoint
     adapter: UdpAdapter
+    relay: MediaRelay
+    calls: CallManager
 
     @property
     def sip_address(self) -> tuple[str, int]:
         return self.adapter.local_address
 
-    def take_events(self) -> list[Event]:
-        return self.endpoint.take_events()
+    def subscribe(self, subscriber: Callable[[Event], None]) -> None:
+        """Every event of the service (SIP and media), in order, from the next turn on."""
+        self.calls.subscribers.append(subscriber)
 
 
 def build_endpoint(config: Config, clock: Clock) -> SipEndpoint:
@@ -72,17 +78,26 @@ async def running_service(config: Config) -> AsyncIterator[Service]:
     clock = wall_clock()
     endpoint = build_endpoint(config, clock)
     streams: list[TcpServer] = []
+    managers: list[CallManager] = []
 
     def send_streams() -> None:
         for server in streams:
             server.send_pending()
+        for manager in managers:
+            manager.activity()
 
     adapter = await open_udp(
         endpoint, config.sip.bind_host, config.sip.udp_port, on_activity=send_streams
     )
     endpoint.local = adapter.local_address
+
+    def tcp_activity() -> None:
+        adapter.send_pending()
+        for manager in managers:
+            manager.activity()
+
     tcp = TcpServer(
-        endpoint, max_message_bytes=config.sip.max_message_bytes, on_activity=adapter.send_pending
+        endpoint, max_message_bytes=config.sip.max_message_bytes, on_activity=tcp_activity
     )
     # Port 0 (tests, demo): TCP takes the port the OS gave UDP, as phones expect.
     await tcp.start(config.sip.bind_host, config.sip.tcp_port or endpoint.local[1])
@@ -108,8 +123,27 @@ async def running_service(config: Config) -> AsyncIterator[Service]:
         )
     adapter.flush()
     log.info("SIP on udp %s:%d", *endpoint.local)
+
+    def flush() -> None:
+        adapter.flush()
+        tcp.flush()
+
+    media = config.media
+    relay = MediaRelay(
+        host=config.sip.bind_host,
+        port_min=media.rtp_port_min,
+        port_max=media.rtp_port_max,
+        media_timeout=media.media_timeout_s,
+        emit=lambda event: None,
+        wall=endpoint.clock.wall,
+        recordings=Path(media.recordings_dir) if media.record else None,
+        rng=random.Random(secrets.randbits(64)),
+    )
     try:
-        yield Service(config, endpoint, adapter)
+        async with relay:
+            manager = CallManager(endpoint, relay, flush=flush, media_host=config.sip.bind_host)
+            managers.append(manager)
+            yield Service(config, endpoint, adapter, relay, manager)
     finally:
         endpoint.stop_registrations(loop.time())
         adapter.flush()

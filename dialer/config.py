@@ -62,6 +62,9 @@ class MediaConfig:
     rtp_port_min: int = 20000
     rtp_port_max: int = 29999
     media_timeout_s: float = 30.0
+    recordings_dir: str = "var/recordings"
+    record: bool = True  # the campaign's recording policy decides per call later
+    record_early_media: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,11 +71,15 @@ async def run_demo(phones: int, duration: float, data_dir: Path) -> DemoSummary:
         phones=tuple(PhoneConfig(ext, pw, vendor="generic") for ext, pw in passwords.items()),
     )
     config = dataclasses.replace(
-        config, service=dataclasses.replace(config.service, data_dir=data_dir)
+        config,
+        service=dataclasses.replace(config.service, data_dir=data_dir),
+        media=dataclasses.replace(config.media, recordings_dir=str(data_dir / "recordings")),
     )
     summary = DemoSummary(phones=phones, duration=duration)
     loop = asyncio.get_running_loop()
     async with running_service(config) as service:
+        seen: list[Event] = []
+        service.subscribe(seen.append)
         service_address = service.sip_address
         rng = random.Random(secrets.randbits(64))
         sims: list[tuple[RegistrationClient, SipEndpoint, UdpAdapter]] = []
@@ -110,14 +114,11 @@ async def run_demo(phones: int, duration: float, data_dir: Path) -> DemoSummary:
         summary.challenges = registrar.counters.challenged
         summary.auth_failures = registrar.counters.auth_failures
         summary.malformed = service.endpoint.counters.malformed
-        summary.events.extend(
-            e for e in service.take_events() if isinstance(e, PhoneRegistered | PhoneUnregistered)
-        )
         for _, endpoint, adapter in sims:
             endpoint.stop_registrations(loop.time())
             adapter.flush()
         await asyncio.sleep(0.2)  # let the un-REGISTERs reach the registrar
-        summary.events.extend(service.take_events())
+        summary.events.extend(e for e in seen if isinstance(e, PhoneRegistered | PhoneUnregistered))
         for _, _, adapter in sims:
             adapter.close()
     return summary

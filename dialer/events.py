@@ -185,3 +185,65 @@ class PhoneUnregistered(Event):
     extension: str
     contact: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaRenegotiated(CallEvent):
+    """A re-INVITE on an established leg was answered: new address, or hold/unhold.
+
+    ``held`` is true when the remote no longer sends us media (sendonly on its
+    side of a hold, or inactive).
+    """
+
+    kind: ClassVar[str] = "media_renegotiated"
+    held: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallBridged(CallEvent):
+    """Customer and agent audio are relayed from ``mono`` on: talk time starts here."""
+
+    kind: ClassVar[str] = "call_bridged"
+    agent_leg: str  # the agent leg's SIP Call-ID (a nailed-up leg outlives the call)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaTimeout(CallEvent):
+    """No RTP from a connected party for ``silent_s``: a dead line, so the call is ended."""
+
+    kind: ClassVar[str] = "media_timeout"
+    leg: str  # "customer" or "agent"
+    silent_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DtmfReceived(CallEvent):
+    kind: ClassVar[str] = "dtmf_received"
+    leg: str
+    digit: str
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordingClosed(CallEvent):
+    """A call's two-channel recording is complete on disk (agent left, customer right)."""
+
+    kind: ClassVar[str] = "recording_closed"
+    path: str
+    sha256: str
+    duration_ms: int
+    size_bytes: int
+    agent_speech_ms: int
+    customer_speech_ms: int
+    overlap_ms: int
+    longest_silence_ms: int
+    repaired: bool = False  # closed at start-up after a crash, not by the call's end
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordingFailed(CallEvent):
+    """The recording stopped (a full disk, say); the call itself goes on."""
+
+    kind: ClassVar[str] = "recording_failed"
+    path: str
+    reason: str

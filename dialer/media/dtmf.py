@@ -93,6 +93,10 @@ class DtmfReceiver:
         self._timeout = timeout
         self._current: _Current | None = None
 
+    @property
+    def payload_type(self) -> int:
+        return self._payload_type
+
     def next_deadline(self) -> float | None:
         """When ``handle_timer`` may close an event whose end packets were lost."""
         current = self._current

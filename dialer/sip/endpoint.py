@@ -15,7 +15,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 
-from dialer.events import Event
+from dialer.events import Event, MediaRenegotiated
 from dialer.sip.auth import AuthResult, Credentials
 from dialer.sip.call import LegConfig, LegState, OutboundCall
 from dialer.sip.errors import RemoteProtocolError
@@ -25,7 +25,7 @@ from dialer.sip.message import Headers, Request, Response, parse_message
 from dialer.sip.registrar import Registrar
 from dialer.sip.registration import RegistrationClient
 from dialer.sip.reliability import AckTimeout, SuccessRetransmitter
-from dialer.sip.sdp import SessionDescription, revise
+from dialer.sip.sdp import NegotiatedMedia, SessionDescription, accept_answer, revise
 from dialer.sip.sdp import answer as answer_sdp
 from dialer.sip.timers import TimerConfig
 from dialer.sip.transaction import (
@@ -101,6 +101,7 @@ class SipEndpoint:
         self.timers = timers or TimerConfig()
         self._stream_peers: set[Address] = set()
         self._stream_out: list[tuple[bytes, Address]] = []
+        self._media: dict[str, NegotiatedMedia] = {}
 
     # --- what the adapter calls -------------------------------------------
 
@@ -314,6 +315,7 @@ class SipEndpoint:
             call.events.clear()
         if call.state is LegState.ENDED:
             self.calls.pop(call.call_id, None)
+            self._media.pop(call.call_id, None)
             self._call_destinations.pop(call.call_id, None)
             for key in [k for k, (c, _) in self._call_keys.items() if c is call]:
                 del self._call_keys[key]
@@ -344,6 +346,7 @@ class SipEndpoint:
             call.events.clear()
         if call.state is InboundState.ENDED:
             self.inbound.pop(call.call_id, None)
+            self._media.pop(call.call_id, None)
             self._inbound_invites.pop(call.call_id, None)
             self._retransmitters.pop(call.call_id, None)
             for key in [k for k, c in self._inbound_keys.items() if c is call]:
@@ -494,7 +497,8 @@ class SipEndpoint:
         if request.method == "BYE":
             return call.on_remote_bye(request, now, self.clock.wall(now))
         if request.method == "INVITE":
-            answer, call.local_sdp = _reinvite_answer(request, call.local_sdp, call.contact)
+            answer, call.local_sdp, media = _reinvite_answer(request, call.local_sdp, call.contact)
+            self._renegotiated(call.call_id, media, now)
             return answer
         return request.make_response(200)
 
@@ -502,9 +506,42 @@ class SipEndpoint:
         if request.method == "BYE":
             return call.on_remote_bye(request, now, self.clock.wall(now))
         if request.method == "INVITE":
-            answer, call.local_sdp = _reinvite_answer(request, call.local_sdp, call.config.contact)
+            answer, call.local_sdp, media = _reinvite_answer(
+                request, call.local_sdp, call.config.contact
+            )
+            if media is not None:
+                call.remote_sdp = request.body
+            self._renegotiated(call.call_id, media, now)
             return answer
         return request.make_response(200)
+
+    def _renegotiated(self, call_id: str, media: NegotiatedMedia | None, now: float) -> None:
+        if media is None:
+            return
+        self._media[call_id] = media
+        self._events.append(
+            MediaRenegotiated(
+                call_id=call_id,
+                at_ms=self.clock.wall(now),
+                mono=now,
+                held=not media.direction.receives,
+            )
+        )
+
+    def media_of(self, call_id: str) -> NegotiatedMedia | None:
+        """The media a leg has agreed on now: its last re-INVITE, else offer and answer."""
+        media = self._media.get(call_id)
+        if media is not None:
+            return media
+        call = self.calls.get(call_id)
+        if call is None or not call.remote_sdp or not call.local_sdp:
+            return None
+        try:
+            return accept_answer(
+                SessionDescription.parse(call.local_sdp), SessionDescription.parse(call.remote_sdp)
+            )
+        except RemoteProtocolError:
+            return None
 
     def _on_response(self, key: TransactionKey, response: Response, now: float) -> None:
         owner = self._call_keys.get(key)
@@ -594,12 +631,15 @@ def _stamp_received(request: Request, source: Address) -> Request:
     return Request(request.method, request.uri, Headers.of(pairs), request.body)
 
 
-def _reinvite_answer(request: Request, ours: bytes, contact: str) -> tuple[Response, bytes]:
+def _reinvite_answer(
+    request: Request, ours: bytes, contact: str
+) -> tuple[Response, bytes, NegotiatedMedia | None]:
     """A re-INVITE in a dialog (hold/unhold, new ports): answer its offer, RFC 3264 §8.
 
     Our address, port and session id stay; the direction mirrors the offer
     (sendonly -> recvonly for hold) and the version goes up when that changes.
-    Returns the response and the SDP that is now ours.
+    Returns the response, the SDP that is now ours and, when the re-INVITE
+    carried an offer we accepted, the media as now agreed.
     """
     headers = [("Contact", f"<{contact}>")]
     if not request.body or not ours:
@@ -607,14 +647,14 @@ def _reinvite_answer(request: Request, ours: bytes, contact: str) -> tuple[Respo
         response = request.make_response(
             200, headers=[*headers, ("Content-Type", "application/sdp")]
         )
-        return Response(200, "OK", response.headers, ours), ours
+        return Response(200, "OK", response.headers, ours), ours, None
     try:
         previous = SessionDescription.parse(ours)
-        media = previous.audio()
-        if media is None:
+        section = previous.audio()
+        if section is None:
             raise RemoteProtocolError("our own session has no audio stream", 500)
-        host, port = previous.rtp_address(media)
-        answer, _ = answer_sdp(
+        host, port = previous.rtp_address(section)
+        answer, media = answer_sdp(
             SessionDescription.parse(request.body),
             host,
             port,
@@ -624,9 +664,9 @@ def _reinvite_answer(request: Request, ours: bytes, contact: str) -> tuple[Respo
         updated = revise(previous, answer).to_bytes()
     except RemoteProtocolError as exc:
         status = exc.status if exc.status in (400, 488) else 400
-        return request.make_response(status, exc.reason), ours
+        return request.make_response(status, exc.reason), ours, None
     response = request.make_response(200, headers=[*headers, ("Content-Type", "application/sdp")])
-    return Response(200, "OK", response.headers, updated), updated
+    return Response(200, "OK", response.headers, updated), updated, media
 
 
 def _response_destination(request: Request, source: Address) -> Address:

@@ -1,0 +1,1 @@
+"""Calls: legs, their media and the bridges between them (the I/O side)."""

@@ -1,0 +1,237 @@
+"""Calls made of two legs: place them, bridge them when both answer, end them together.
+
+The manager sits between the SIP endpoint and the media relay. It reads the
+endpoint's events after every burst of activity (on the next loop turn, never
+from inside an adapter's flush), tells the relay what each leg negotiated, and
+hangs up what must end: the other leg when one side hangs up, both when the
+media times out. Every event, the endpoint's and the relay's, goes to the
+subscribers in the order it happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dialer.events import (
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    CallProgress,
+    Event,
+    MediaRenegotiated,
+    MediaTimeout,
+)
+from dialer.media.bridge import Side
+from dialer.sip.call import LegConfig
+from dialer.sip.endpoint import SipEndpoint
+from dialer.sip.sdp import make_offer
+
+from .relay import MediaRelay
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    """Where and how to place one leg."""
+
+    target: str  # Request-URI
+    destination: Address  # where the INVITE goes (trunk, phone contact, proxy)
+    extra_headers: tuple[tuple[str, str], ...] = ()
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    trunk: str | None = None
+
+
+@dataclass
+class _Call:
+    call_id: str
+    customer_leg: str
+    agent_leg: str
+    owns_agent_leg: bool  # a per-call agent connection ends with the call
+    record: bool
+    answered: set[Side] = field(default_factory=set)
+    bridged: bool = False
+    ended: bool = False
+
+
+class CallManager:
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        relay: MediaRelay,
+        *,
+        flush: Callable[[], None],
+        media_host: str,
+    ) -> None:
+        self.endpoint = endpoint
+        self.relay = relay
+        self._flush = flush
+        self.media_host = media_host
+        self.subscribers: list[Callable[[Event], None]] = []
+        self._calls: dict[str, _Call] = {}
+        self._by_leg: dict[str, _Call] = {}
+        self._scheduled = False
+        self._loop = asyncio.get_running_loop()
+        relay.emit = self._on_relay_event
+
+    # -- placing calls -------------------------------------------------
+
+    async def place_leg(
+        self,
+        leg_id: str,
+        side: Side,
+        dial: Dial,
+        before_invite: Callable[[], object] | None = None,
+    ) -> None:
+        """Open media ports for a leg, offer them and send the INVITE."""
+        leg = await self.relay.open_leg(leg_id, side)
+        if before_invite is not None:
+            before_invite()
+        host, port = self.endpoint.local
+        offer = make_offer(
+            self.media_host,
+            leg.port,
+            session_id=self.relay.rng.getrandbits(31),
+            version=1,
+        )
+        config = LegConfig(
+            call_id=leg_id,
+            target=dial.target,
+            local_uri=f"sip:dialer@{host}",
+            contact=f"sip:dialer@{host}:{port}",
+            via_host=host,
+            via_port=port,
+            sdp=offer.to_bytes(),
+            extra_headers=dial.extra_headers,
+            username=dial.username,
+            password=dial.password,
+            trunk=dial.trunk,
+        )
+        self.endpoint.place_call(config, dial.destination, self._loop.time())
+        self._flush()
+        self._schedule()
+
+    async def bridge_call(
+        self,
+        customer: Dial,
+        agent: Dial,
+        *,
+        call_id: str | None = None,
+        record: bool = True,
+        record_early_media: bool = False,
+    ) -> str:
+        """Call the agent and the customer; bridge them when both have answered.
+
+        The call id is the customer leg's SIP Call-ID; the agent leg (a
+        per-call connection here) is ended with the call.
+        """
+        call_id = call_id or str(uuid.uuid4())
+        agent_leg = f"{call_id}-agent"
+        call = _Call(call_id, call_id, agent_leg, owns_agent_leg=True, record=record)
+        self._calls[call_id] = call
+        self._by_leg[call_id] = call
+        self._by_leg[agent_leg] = call
+        await self.place_leg(agent_leg, Side.AGENT, agent)
+        await self.place_leg(
+            call_id,
+            Side.CUSTOMER,
+            customer,
+            lambda: self.relay.create_bridge(
+                call_id, call_id, record=record, record_early_media=record_early_media
+            ),
+        )
+        return call_id
+
+    def hangup(self, call_id: str) -> None:
+        """End a call from our side: both legs."""
+        call = self._calls.get(call_id)
+        if call is not None:
+            self._end(call, self._loop.time())
+
+    # -- events --------------------------------------------------------
+
+    def activity(self) -> None:
+        """The adapters' hook: something happened; look at it on the next turn."""
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._process)
+
+    def _process(self) -> None:
+        self._scheduled = False
+        events = self.endpoint.take_events()
+        now = self._loop.time()
+        for event in events:
+            try:
+                self._handle(event, now)
+            except Exception:
+                log.exception("call manager failed on %s", event.kind)
+            self._publish(event)
+        if events:
+            self._flush()
+
+    def _handle(self, event: Event, now: float) -> None:
+        if not isinstance(event, CallEvent):
+            return
+        call = self._by_leg.get(event.call_id)
+        if call is None:
+            return
+        side = Side.CUSTOMER if event.call_id == call.customer_leg else Side.AGENT
+        if isinstance(event, CallProgress | CallAnswered | MediaRenegotiated):
+            media = self.endpoint.media_of(event.call_id)
+            if media is not None:
+                self.relay.negotiated(event.call_id, media, now)
+        if isinstance(event, CallAnswered):
+            call.answered.add(side)
+            if call.answered == {Side.CUSTOMER, Side.AGENT} and not call.ended:
+                call.bridged = True
+                self.relay.connect(call.call_id, call.agent_leg, now)
+        elif isinstance(event, CallEnded):
+            self.relay.close_leg(event.call_id)
+            self._end(call, now)
+            self._by_leg.pop(event.call_id, None)
+
+    def _on_relay_event(self, event: Event) -> None:
+        if isinstance(event, MediaTimeout):
+            call = self._calls.get(event.call_id)
+            if call is not None:
+                log.warning(
+                    "call %s: no media from the %s for %.1f s",
+                    call.call_id,
+                    event.leg,
+                    event.silent_s,
+                )
+                self._publish(event)
+                self._end(call, event.mono)
+                self._flush()
+                self._schedule()
+                return
+        self._publish(event)
+
+    def _end(self, call: _Call, now: float) -> None:
+        if not call.ended:
+            call.ended = True
+            self.relay.end(call.call_id, now)
+        legs = [call.customer_leg] + ([call.agent_leg] if call.owns_agent_leg else [])
+        for leg in legs:
+            if leg in self.endpoint.calls:
+                self.endpoint.hangup(leg, now)
+        if all(leg not in self.endpoint.calls for leg in legs):
+            self._calls.pop(call.call_id, None)
+        self._flush()
+
+    def _publish(self, event: Event) -> None:
+        for subscriber in self.subscribers:
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("event subscriber failed on %s", event.kind)

@@ -1,0 +1,137 @@
+"""A bridged, recorded call between a SIPp customer and a baresip agent.
+
+The customer plays a 1000 Hz tone, the agent a 440 Hz one. The recording must
+hold the agent on the left and the customer on the right, last as long as the
+call, and tshark's view of the wire must agree with the talk time we report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from audio import power_at, read_stereo, tone, write_ulaw, write_wav
+from peers import Baresip, Sipp
+from peers.ports import LOOPBACK
+from peers.tshark import sip_capture, sip_frames
+
+from dialer.app import running_service
+from dialer.calls.manager import Dial
+from dialer.config import Config, MediaConfig, PhoneConfig, SipConfig
+from dialer.events import CallBridged, CallEnded, CallEvent, Event, RecordingClosed
+from dialer.sip.autoanswer import auto_answer_headers
+from dialer.sip.uri import SipUri
+
+pytestmark = pytest.mark.integration
+
+E = TypeVar("E", bound=CallEvent)
+
+EXTENSION, PASSWORD = "1002", "desk-phone-1002"
+CUSTOMER_HZ, AGENT_HZ = 1000.0, 440.0
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.changed = asyncio.Event()
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+        self.changed.set()
+
+    async def first(self, kind: type[E], call_ids: set[str], within: float) -> E:
+        async with asyncio.timeout(within):
+            while True:
+                for event in self.events:
+                    if isinstance(event, kind) and event.call_id in call_ids:
+                        return event
+                self.changed.clear()
+                await self.changed.wait()
+
+
+def service_config(recordings: Path) -> Config:
+    return Config(
+        sip=SipConfig(bind_host=LOOPBACK, udp_port=0, tcp_port=0),
+        phones=(PhoneConfig(EXTENSION, PASSWORD, vendor="baresip"),),
+        media=MediaConfig(recordings_dir=str(recordings), media_timeout_s=10.0),
+    )
+
+
+async def test_bridged_call_records_agent_left_customer_right_and_agrees_with_the_wire(
+    tmp_path: Path,
+    sipp_factory: Callable[..., Sipp],
+    baresip_factory: Callable[..., Baresip],
+) -> None:
+    customer_audio = write_ulaw(tmp_path / "customer.ul", tone(CUSTOMER_HZ, 10))
+    agent_audio = write_wav(tmp_path / "agent.wav", tone(AGENT_HZ, 10))
+    seen = Seen()
+    async with running_service(service_config(tmp_path / "recordings")) as service:
+        service.subscribe(seen)
+        host, port = service.sip_address
+        phone = baresip_factory(
+            user=EXTENSION, password=PASSWORD, registrar=f"{host}:{port}", audio_file=agent_audio
+        )
+        await phone.start()
+        await phone.wait_event("REGISTER_OK", timeout=10)
+        registrar = service.endpoint.registrar
+        assert registrar is not None
+        [binding] = registrar.lookup(EXTENSION, asyncio.get_running_loop().time())
+        contact = SipUri.parse(binding.contact)
+        assert contact.port is not None
+        # The customer answers and hangs up after 3 s of talk.
+        sipp = sipp_factory("uas_answer_hangup.xml", rtp_file=customer_audio, duration_ms=3000)
+        await sipp.start()
+        capture = sip_capture(tmp_path, port)
+        await capture.start(probe_to=(host, port))
+        async with capture:
+            call_id = await service.calls.bridge_call(
+                customer=Dial(f"sip:13800138000@{sipp.address}", (LOOPBACK, sipp.port)),
+                agent=Dial(
+                    binding.contact,
+                    (contact.host, contact.port),
+                    extra_headers=auto_answer_headers("baresip"),
+                ),
+            )
+            legs = {call_id, f"{call_id}-agent"}
+            bridged = await seen.first(CallBridged, {call_id}, within=20)
+            ended = await seen.first(CallEnded, legs, within=20)
+            closed = await seen.first(RecordingClosed, {call_id}, within=20)
+        result = await sipp.wait(20)
+        await phone.stop()
+    assert result.ok, result.describe()
+    assert ended.call_id == call_id  # the customer hung up first
+
+    # What tshark saw: the later of the two answers, and the first BYE.
+    frames = sip_frames(capture.frames)
+    answers = {
+        f.call_id: f.time
+        for f in reversed(frames)
+        if f.status == 200 and f.cseq_method == "INVITE" and f.call_id in legs
+    }
+    assert set(answers) == legs, frames
+    bye = min(f.time for f in frames if f.method == "BYE" and f.call_id in legs)
+    wire_talk = bye - max(answers.values())
+    reported_talk = ended.mono - bridged.mono
+    assert abs(wire_talk - reported_talk) < 0.020, (wire_talk, reported_talk)
+    assert 2.8 < reported_talk < 4.0
+
+    # The recording: agent left, customer right, as long as the call.
+    path = Path(closed.path)
+    assert path.parent.parent == tmp_path / "recordings"
+    assert path.name == f"{call_id}.wav"
+    content = await asyncio.to_thread(path.read_bytes)
+    assert hashlib.sha256(content).hexdigest() == closed.sha256
+    left, right, rate = await asyncio.to_thread(read_stereo, path)
+    assert rate == 8000
+    assert abs(len(left) / rate - reported_talk) < 0.25, (len(left) / rate, reported_talk)
+    assert abs(closed.duration_ms / 1000 - len(left) / rate) < 0.001
+    middle = slice(len(left) // 4, 3 * len(left) // 4)
+    assert power_at(left[middle], AGENT_HZ) > 20 * power_at(left[middle], CUSTOMER_HZ)
+    assert power_at(right[middle], CUSTOMER_HZ) > 20 * power_at(right[middle], AGENT_HZ)
+    # Both tones are 'speech' to an energy detector; both talked most of the call.
+    assert closed.customer_speech_ms > 0.6 * closed.duration_ms
+    assert closed.agent_speech_ms > 0.6 * closed.duration_ms
