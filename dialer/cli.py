@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from dialer.config import ConfigError, load_config
+from dialer.loop import run
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,14 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         from dialer.app import serve
 
-        asyncio.run(serve(config, duration=args.duration))
+        run(serve(config, duration=args.duration))
         return 0
     if args.command == "demo":
         from dialer.demo import run_demo
 
-        summary = asyncio.run(
-            run_demo(phones=args.phones, duration=args.duration, data_dir=args.data_dir)
-        )
+        summary = run(run_demo(phones=args.phones, duration=args.duration, data_dir=args.data_dir))
         print(summary.render())
         return 0 if summary.ok else 1
     raise AssertionError(args.command)

@@ -77,10 +77,11 @@ class MediaRelay:
     async def __aenter__(self) -> MediaRelay:
         loop = asyncio.get_running_loop()
         if self.recordings is not None:
-            self._writer = RecordingWriter(
-                self.recordings,
-                lambda result: loop.call_soon_threadsafe(self._recording_done, result),
-            )
+
+            def post(result: RecordingResult | RecordingFailure) -> None:
+                loop.call_soon_threadsafe(self._recording_done, result)
+
+            self._writer = RecordingWriter(self.recordings, post)
             self._writer.start()
         self._tick = asyncio.create_task(self._ticker(), name="media-tick")
         return self
