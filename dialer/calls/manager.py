@@ -80,6 +80,12 @@ class CallManager:
         self._scheduled = False
         self._loop = asyncio.get_running_loop()
         relay.emit = self._on_relay_event
+        # Subscribers attach right after the service starts: they get these first.
+        self._loop.call_soon(self._publish_repairs)
+
+    def _publish_repairs(self) -> None:
+        for event in self.relay.repair_events(self._loop.time()):
+            self._publish(event)
 
     # -- placing calls -------------------------------------------------
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from dialer.events import Event, RecordingClosed, RecordingFailed
 from dialer.media.bridge import Bridge, Side
 from dialer.media.stream import Address, MediaStream
+from dialer.recording.repair import RepairReport, repair_directory
 from dialer.recording.writer import RecordingFailure, RecordingResult, RecordingWriter
 from dialer.sip.sdp import NegotiatedMedia
 from dialer.transport.rtp import RtpPorts, open_rtp_ports
@@ -71,12 +72,17 @@ class MediaRelay:
     _recording: set[str] = field(default_factory=set)
     _sides: dict[str, dict[Side, MediaLeg]] = field(default_factory=dict)
     _tick: asyncio.Task[None] | None = None
+    startup_repairs: RepairReport | None = None
 
     # -- lifecycle -----------------------------------------------------
 
     async def __aenter__(self) -> MediaRelay:
         loop = asyncio.get_running_loop()
         if self.recordings is not None:
+            # Files a crash left open are made valid before new calls are recorded.
+            self.startup_repairs = await asyncio.to_thread(repair_directory, self.recordings)
+            for broken in self.startup_repairs.unrepairable:
+                log.error("recording %s cannot be repaired: %s", broken.path, broken.reason)
 
             def post(result: RecordingResult | RecordingFailure) -> None:
                 loop.call_soon_threadsafe(self._recording_done, result)
@@ -254,6 +260,29 @@ class MediaRelay:
             self._writer.write(bridge.call_id, frames)
 
     # -- recorder results (posted from its thread) -----------------------
+
+    def repair_events(self, now: float) -> list[Event]:
+        """One ``RecordingClosed(repaired=True)`` per file start-up repair fixed."""
+        report = self.startup_repairs
+        if report is None:
+            return []
+        return [
+            RecordingClosed(
+                call_id=fixed.call_id,
+                at_ms=self.wall(now),
+                mono=now,
+                path=str(fixed.path),
+                sha256=fixed.sha256,
+                duration_ms=fixed.duration_ms,
+                size_bytes=fixed.size_bytes,
+                agent_speech_ms=fixed.speech.agent_speech_ms,
+                customer_speech_ms=fixed.speech.customer_speech_ms,
+                overlap_ms=fixed.speech.overlap_ms,
+                longest_silence_ms=fixed.speech.longest_silence_ms,
+                repaired=True,
+            )
+            for fixed in report.repaired
+        ]
 
     def _recording_done(self, result: RecordingResult | RecordingFailure) -> None:
         now = asyncio.get_running_loop().time()

@@ -8,7 +8,9 @@ call, and tshark's view of the wire must agree with the talk time we report.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+from array import array
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -22,7 +24,16 @@ from peers.tshark import sip_capture, sip_frames
 from dialer.app import running_service
 from dialer.calls.manager import Dial
 from dialer.config import Config, MediaConfig, PhoneConfig, SipConfig
-from dialer.events import CallBridged, CallEnded, CallEvent, Event, RecordingClosed
+from dialer.events import (
+    CallBridged,
+    CallEnded,
+    CallEvent,
+    CallProgress,
+    Event,
+    HangupBy,
+    MediaTimeout,
+    RecordingClosed,
+)
 from dialer.sip.autoanswer import auto_answer_headers
 from dialer.sip.uri import SipUri
 
@@ -135,3 +146,90 @@ async def test_bridged_call_records_agent_left_customer_right_and_agrees_with_th
     # Both tones are 'speech' to an energy detector; both talked most of the call.
     assert closed.customer_speech_ms > 0.6 * closed.duration_ms
     assert closed.agent_speech_ms > 0.6 * closed.duration_ms
+
+
+async def test_a_silent_customer_is_a_dead_line_and_the_call_is_ended(
+    tmp_path: Path, sipp_factory: Callable[..., Sipp]
+) -> None:
+    # The customer answers, says half a second of tone, then nothing: its BYE was lost.
+    customer_audio = write_ulaw(tmp_path / "customer.ul", tone(CUSTOMER_HZ, 0.5))
+    agent_audio = write_ulaw(tmp_path / "agent.ul", tone(AGENT_HZ, 20))
+    config = service_config(tmp_path / "recordings")
+    config = dataclasses.replace(
+        config, media=dataclasses.replace(config.media, media_timeout_s=2.0)
+    )
+    seen = Seen()
+    customer = sipp_factory("uas_answer.xml", rtp_file=customer_audio)
+    agent = sipp_factory("uas_answer.xml", rtp_file=agent_audio)
+    await customer.start()
+    await agent.start()
+    async with running_service(config) as service:
+        service.subscribe(seen)
+        call_id = await service.calls.bridge_call(
+            customer=Dial(f"sip:13800138000@{customer.address}", (LOOPBACK, customer.port)),
+            agent=Dial(f"sip:agent@{agent.address}", (LOOPBACK, agent.port)),
+        )
+        legs = {call_id, f"{call_id}-agent"}
+        bridged = await seen.first(CallBridged, {call_id}, within=10)
+        timeout = await seen.first(MediaTimeout, {call_id}, within=10)
+        closed = await seen.first(RecordingClosed, {call_id}, within=10)
+        ends = [await seen.first(CallEnded, {leg}, within=10) for leg in sorted(legs)]
+    assert timeout.leg == "customer"
+    # Silence began at most 0.5 s into the bridge (the tone may have ended before
+    # the agent answered); the line is dead 2 s later, give or take the 50 ms tick.
+    assert 2.0 <= timeout.silent_s < 2.2
+    assert 2.0 <= timeout.mono - bridged.mono < 2.7
+    assert all(end.hangup_by is HangupBy.LOCAL for end in ends)
+    assert (await customer.wait(10)).ok
+    assert (await agent.wait(10)).ok
+    assert closed.duration_ms > 2000
+
+
+async def test_early_media_is_captured_and_recorded_before_the_bridge(
+    tmp_path: Path, sipp_factory: Callable[..., Sipp]
+) -> None:
+    # 183 with 1.5 s of an announcement-like tone, then the customer answers.
+    customer_audio = write_ulaw(tmp_path / "customer.ul", tone(CUSTOMER_HZ, 20))
+    agent_audio = write_ulaw(tmp_path / "agent.ul", tone(AGENT_HZ, 20))
+    config = service_config(tmp_path / "recordings")
+    config = dataclasses.replace(
+        config, media=dataclasses.replace(config.media, record_early_media=True)
+    )
+    seen = Seen()
+    customer = sipp_factory(
+        "uas_early_media.xml", rtp_file=customer_audio, keys={"final": "200"}, duration_ms=1500
+    )
+    agent = sipp_factory("uas_answer.xml", rtp_file=agent_audio)
+    await customer.start()
+    await agent.start()
+    async with running_service(config) as service:
+        service.subscribe(seen)
+        call_id = await service.calls.bridge_call(
+            customer=Dial(f"sip:13800138000@{customer.address}", (LOOPBACK, customer.port)),
+            agent=Dial(f"sip:agent@{agent.address}", (LOOPBACK, agent.port)),
+            record_early_media=True,
+        )
+        progress = await seen.first(CallProgress, {call_id}, within=10)
+        bridged = await seen.first(CallBridged, {call_id}, within=10)
+        bridge = service.relay.bridges[call_id]
+        early = bridge.take_early_audio()
+        start = bridge.recording_start
+        await asyncio.sleep(1.0)
+        service.calls.hangup(call_id)
+        closed = await seen.first(RecordingClosed, {call_id}, within=10)
+    assert progress.early_media
+    assert start is not None and start < bridged.mono
+    # The early audio kept for call-progress analysis is the customer's tone.
+    assert 1.0 < len(early) / 2 / 8000 < 2.0
+    early_samples = array("h")
+    early_samples.frombytes(early)
+    assert power_at(early_samples, CUSTOMER_HZ) > 20 * power_at(early_samples, AGENT_HZ)
+    left, right, rate = await asyncio.to_thread(read_stereo, Path(closed.path))
+    before = slice(0, int((bridged.mono - start) * rate) - 800)  # up to 0.1 s before the bridge
+    # Before the bridge: the customer's line on the right, nothing from the agent.
+    assert power_at(right[before], CUSTOMER_HZ) > 0.01
+    assert not any(left[before])
+    after = slice(int((bridged.mono - start) * rate) + 800, len(left))
+    assert power_at(left[after], AGENT_HZ) > 20 * power_at(left[after], CUSTOMER_HZ)
+    assert (await customer.wait(10)).ok
+    assert (await agent.wait(10)).ok
