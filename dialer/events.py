@@ -247,3 +247,20 @@ class RecordingFailed(CallEvent):
     kind: ClassVar[str] = "recording_failed"
     path: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentStateChanged(Event):
+    """An agent's state moved; ``mono`` is the instant, so time in each state is exact.
+
+    ``reason`` is the pause reason code (or the system's, e.g. ``phone_lost``);
+    ``billable`` says whether that pause counts as paid working time.
+    """
+
+    kind: ClassVar[str] = "agent_state_changed"
+    agent: str
+    previous: str
+    state: str
+    reason: str | None = None
+    billable: bool | None = None
+    call_id: str | None = None

@@ -28,7 +28,7 @@ from dialer.transport.rtp import RtpPorts, open_rtp_ports
 
 log = logging.getLogger(__name__)
 
-TICK_S = 0.05
+TICK_S = 0.1
 
 
 @dataclass

@@ -24,7 +24,7 @@ from dialer.media.dtmf import DtmfDigit, DtmfReceiver
 from dialer.media.errors import RemoteMediaError
 from dialer.media.g711 import alaw_to_ulaw, ulaw_to_alaw
 from dialer.media.mixer import Channel, RecordingMixer
-from dialer.media.rtp import RtpPacket
+from dialer.media.rtp import RtpView
 from dialer.media.stream import Address, Audio, Drop, MediaStream
 from dialer.sip.sdp import NegotiatedMedia
 
@@ -63,7 +63,7 @@ class _Relay:
     last_arrival: float = 0.0
     sent: int = 0
 
-    def remap(self, packet: RtpPacket, arrival: float) -> tuple[int, int, bool]:
+    def remap(self, packet: RtpView, arrival: float) -> tuple[int, int, bool]:
         """Our (sequence, timestamp, marker) for ``packet``."""
         marker = packet.marker
         if packet.ssrc != self.source:
@@ -190,7 +190,7 @@ class Bridge:
             packet = audio.packet
             mixer.add(side.channel, packet.ssrc, packet.timestamp, audio.pcm, now)
 
-    def _on_event(self, side: Side, packet: RtpPacket, now: float) -> None:
+    def _on_event(self, side: Side, packet: RtpView, now: float) -> None:
         receiver = self._dtmf.get(side)
         if receiver is not None:
             try:
@@ -215,7 +215,7 @@ class Bridge:
                 )
             )
 
-    def _relay(self, side: Side, packet: RtpPacket, now: float) -> None:
+    def _relay(self, side: Side, packet: RtpView, now: float) -> None:
         source = self.streams[side].media
         target = self.streams.get(side.other)
         if target is None or source is None:

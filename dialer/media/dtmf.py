@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 
 from dialer.media.errors import LocalMediaError, RemoteMediaError
-from dialer.media.rtp import RtpPacket, ts_diff
+from dialer.media.rtp import RtpPacket, RtpView, ts_diff
 
 FLASH = "!"  # hook flash (event 16), spelled as SIP INFO dtmf-relay spells it
 DIGITS = "0123456789*#ABCD" + FLASH  # index = RFC 4733 event code (§3.2)
@@ -104,7 +104,7 @@ class DtmfReceiver:
             return None
         return current.last_arrival + self._timeout
 
-    def handle_packet(self, packet: RtpPacket, now: float) -> list[DtmfDigit]:
+    def handle_packet(self, packet: RtpPacket | RtpView, now: float) -> list[DtmfDigit]:
         """Feed one RTP packet; raise ``RemoteMediaError`` on a bad payload."""
         if packet.payload_type != self._payload_type:
             return []

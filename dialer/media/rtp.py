@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from dialer.media.errors import LocalMediaError, RemoteMediaError
 
@@ -29,6 +30,7 @@ MAX_CSRCS = 15
 
 _HEADER = struct.Struct("!BBHII")
 _EXT_HEADER = struct.Struct("!HH")
+_FAST = struct.Struct("!BHII")  # the fixed header after its first octet
 
 # RFC 5761 §4: with RTP and RTCP multiplexed, RTCP packet types 200-204 show
 # up as a marker bit plus payload types 72-76; they must never be RTP.
@@ -186,3 +188,39 @@ class RtpPacket:
         if self.padding:
             parts.append(bytes(self.padding - 1) + bytes((self.padding,)))
         return b"".join(parts)
+
+
+class RtpView(NamedTuple):
+    """The fields a relay needs of one received packet, without the full object.
+
+    A bridge handles every packet of every call; building a validated frozen
+    ``RtpPacket`` costs several times more than the relaying itself, so the
+    common case (V=2, no padding, extension or CSRCs) is read straight off the
+    header. Anything else goes through ``RtpPacket.parse`` and its checks.
+    """
+
+    payload_type: int
+    sequence: int
+    timestamp: int
+    ssrc: int
+    marker: bool
+    payload: bytes
+
+
+def parse_view(data: bytes) -> RtpView:
+    """Parse one datagram like ``RtpPacket.parse`` (same errors), as an ``RtpView``."""
+    if len(data) > HEADER_SIZE and data[0] == 0x80:
+        second, sequence, timestamp, ssrc = _FAST.unpack_from(data, 1)
+        payload_type = second & 0x7F
+        marker = second > 0x7F
+        if not (marker and payload_type in _RTCP_PAYLOAD_TYPES):
+            return RtpView(payload_type, sequence, timestamp, ssrc, marker, data[HEADER_SIZE:])
+    packet = RtpPacket.parse(data)
+    return RtpView(
+        packet.payload_type,
+        packet.sequence,
+        packet.timestamp,
+        packet.ssrc,
+        packet.marker,
+        packet.payload,
+    )

@@ -19,7 +19,7 @@ from enum import StrEnum
 from dialer.media.errors import RemoteMediaError
 from dialer.media.g711 import alaw_decode, ulaw_decode
 from dialer.media.rtcp import SenderReport, parse_compound
-from dialer.media.rtp import RtpPacket, is_rtcp
+from dialer.media.rtp import RtpView, is_rtcp, parse_view
 from dialer.media.stats import ReceptionStats
 from dialer.sip.sdp import NegotiatedMedia
 
@@ -41,7 +41,7 @@ class Drop(StrEnum):
 class Audio:
     """A validated audio packet and its 16-bit PCM."""
 
-    packet: RtpPacket
+    packet: RtpView
     pcm: bytes
     ssrc_changed: bool
 
@@ -50,7 +50,7 @@ class Audio:
 class Event:
     """A validated RFC 4733 telephone-event packet."""
 
-    packet: RtpPacket
+    packet: RtpView
 
 
 Accepted = Audio | Event
@@ -115,7 +115,7 @@ class MediaStream:
             self.receive_rtcp(data, source, now)
             return None
         try:
-            packet = RtpPacket.parse(data)
+            packet = parse_view(data)
         except RemoteMediaError:
             self._drop(Drop.MALFORMED)
             return None
@@ -160,7 +160,7 @@ class MediaStream:
             return source == self.latched
         return source[0] == media.remote[0]
 
-    def _note_ssrc(self, packet: RtpPacket) -> bool:
+    def _note_ssrc(self, packet: RtpView) -> bool:
         if packet.ssrc == self.ssrc:
             return False
         changed = self.ssrc is not None

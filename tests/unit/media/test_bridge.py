@@ -13,6 +13,7 @@ from dialer.events import CallBridged, DtmfReceived, MediaTimeout
 from dialer.media.bridge import Bridge, Side
 from dialer.media.dtmf import TelephoneEvent
 from dialer.media.g711 import alaw_decode, ulaw_decode, ulaw_to_alaw
+from dialer.media.rtcp import SenderReport
 from dialer.media.rtp import RtpPacket
 from dialer.media.stream import Drop, MediaStream
 from dialer.sip.sdp import Direction, NegotiatedMedia
@@ -346,3 +347,20 @@ def test_header_struct_matches_rtp_packet_serialisation() -> None:
         marker=True,
     ).to_bytes()
     assert packed == ours
+
+
+def test_rtcp_sender_reports_are_kept_and_strangers_rtcp_dropped() -> None:
+    bridge = make_bridge()
+    report = SenderReport(
+        ssrc=7, ntp_timestamp=0x0102030405060708, rtp_timestamp=8000, packet_count=50,
+        octet_count=8000,
+    )  # fmt: skip
+    bridge.receive_rtcp(Side.CUSTOMER, report.to_bytes(), (CUSTOMER[0], 4001), 1.0)
+    stream = bridge.streams[Side.CUSTOMER]
+    assert stream.sender_report == report
+    assert stream.rtcp_received == 1
+    bridge.receive_rtcp(Side.CUSTOMER, report.to_bytes(), ("192.0.2.66", 4001), 1.0)
+    bridge.receive_rtcp(Side.CUSTOMER, b"\x81\xc8\x00", (CUSTOMER[0], 4001), 1.0)
+    assert stream.drops[Drop.STRANGER] == 1
+    assert stream.drops[Drop.MALFORMED] == 1
+    assert stream.rtcp_received == 1

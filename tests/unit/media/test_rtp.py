@@ -7,7 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dialer.media.errors import LocalMediaError, RemoteMediaError
-from dialer.media.rtp import HeaderExtension, RtpPacket, is_rtcp, seq_diff, ts_diff
+from dialer.media.rtp import (
+    HeaderExtension,
+    RtpPacket,
+    RtpView,
+    is_rtcp,
+    parse_view,
+    seq_diff,
+    ts_diff,
+)
 
 # A PCMU packet as a phone sends it: V=2, no P/X/CC, M=0, PT=0.
 PCMU_GOLDEN = (
@@ -214,3 +222,30 @@ def test_arbitrary_bytes_parse_or_raise_remote_error(data: bytes) -> None:
         return
     # What parses re-serialises to the same length (padding content aside).
     assert len(packet.to_bytes()) == len(data)
+
+
+def _view_of(packet: RtpPacket) -> RtpView:
+    return RtpView(
+        packet.payload_type,
+        packet.sequence,
+        packet.timestamp,
+        packet.ssrc,
+        packet.marker,
+        packet.payload,
+    )
+
+
+@given(rtp_packets())
+def test_fast_view_reads_what_the_full_parser_reads(packet: RtpPacket) -> None:
+    assert parse_view(packet.to_bytes()) == _view_of(packet)
+
+
+@given(st.binary(max_size=64) | st.binary(min_size=13, max_size=40).map(lambda b: b"\x80" + b))
+def test_fast_view_accepts_and_refuses_exactly_what_the_parser_does(data: bytes) -> None:
+    try:
+        packet = RtpPacket.parse(data)
+    except RemoteMediaError as exc:
+        with pytest.raises(RemoteMediaError, match=re.escape(exc.reason)):
+            parse_view(data)
+        return
+    assert parse_view(data) == _view_of(packet)
