@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 from array import array
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,6 +34,7 @@ from dialer.events import (
     HangupBy,
     MediaTimeout,
     RecordingClosed,
+    RecordingFailed,
 )
 from dialer.sip.autoanswer import auto_answer_headers
 from dialer.sip.uri import SipUri
@@ -231,5 +233,48 @@ async def test_early_media_is_captured_and_recorded_before_the_bridge(
     assert not any(left[before])
     after = slice(int((bridged.mono - start) * rate) + 800, len(left))
     assert power_at(left[after], AGENT_HZ) > 20 * power_at(left[after], CUSTOMER_HZ)
+    assert (await customer.wait(10)).ok
+    assert (await agent.wait(10)).ok
+
+
+async def test_a_full_disk_stops_the_recording_not_the_call(
+    tmp_path: Path, sipp_factory: Callable[..., Sipp]
+) -> None:
+    recordings = tmp_path / "recordings"
+    call_id = "full-disk-call"
+    # The recording's file is /dev/full: every write fails with ENOSPC, for real.
+    today = datetime.now(UTC).date()
+    for day in (today, today + timedelta(days=1)):
+        folder = recordings / day.isoformat()
+        folder.mkdir(parents=True)
+        (folder / f"{call_id}.wav").symlink_to("/dev/full")
+    customer_audio = write_ulaw(tmp_path / "customer.ul", tone(CUSTOMER_HZ, 20))
+    agent_audio = write_ulaw(tmp_path / "agent.ul", tone(AGENT_HZ, 20))
+    seen = Seen()
+    customer = sipp_factory("uas_answer.xml", rtp_file=customer_audio)
+    agent = sipp_factory("uas_answer.xml", rtp_file=agent_audio)
+    await customer.start()
+    await agent.start()
+    async with running_service(service_config(recordings)) as service:
+        service.subscribe(seen)
+        await service.calls.bridge_call(
+            customer=Dial(f"sip:13800138000@{customer.address}", (LOOPBACK, customer.port)),
+            agent=Dial(f"sip:agent@{agent.address}", (LOOPBACK, agent.port)),
+            call_id=call_id,
+        )
+        await seen.first(CallBridged, {call_id}, within=10)
+        failed = await seen.first(RecordingFailed, {call_id}, within=10)
+        bridge = service.relay.bridges[call_id]
+        relayed_at_failure = bridge.relayed
+        await asyncio.sleep(1.0)
+        # Still bridged a second later, and still relaying both ways.
+        assert service.relay.bridges.get(call_id) is bridge
+        assert bridge.relayed > relayed_at_failure + 50
+        assert not any(isinstance(e, CallEnded) for e in seen.events)
+        service.calls.hangup(call_id)
+        await seen.first(CallEnded, {call_id}, within=10)
+    assert "ENOSPC" in failed.reason
+    assert failed.path.endswith(f"{call_id}.wav")
+    assert not any(isinstance(e, RecordingClosed) for e in seen.events)
     assert (await customer.wait(10)).ok
     assert (await agent.wait(10)).ok
