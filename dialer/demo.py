@@ -2,25 +2,44 @@
 
 Everything goes over real SIP on loopback with the production code on both
 sides: each simulated desk phone is its own SIP endpoint on its own UDP port
-that registers with digest credentials to the service's registrar. (Calls,
-recordings, CDRs and quotas join the demo as their issues land.)
+that registers with digest credentials to the service's registrar and
+answers the calls the service puts through to it. Simulated customers (one
+more line, answering with a mix of outcomes) take the other leg; every
+answered call is bridged and recorded by the service. (Campaigns, CDRs and
+quotas join the demo as their issues land.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import hashlib
 import random
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialer.app import running_service, wall_clock
+from dialer.calls.manager import Dial
 from dialer.config import Config, PhoneConfig, SipConfig
-from dialer.events import Event, PhoneRegistered, PhoneUnregistered
-from dialer.sip.endpoint import SipEndpoint
+from dialer.events import (
+    CallBridged,
+    CallEnded,
+    Event,
+    IncomingCall,
+    RecordingClosed,
+    RecordingFailed,
+)
+from dialer.sim.line import AnswerPlan, SimLine
+from dialer.sip.autoanswer import auto_answer_headers
 from dialer.sip.registration import RegistrationClient, RegistrationState, RegistrationTarget
-from dialer.transport.udp import UdpAdapter, open_udp
+from dialer.sip.uri import SipUri
+
+# The customers' answer mix: (status, weight). 200 answers and talks.
+CUSTOMER_MIX = ((200, 60), (486, 20), (404, 10), (480, 10))
+TALK_S = (2.0, 6.0)  # a customer who answers talks for a uniform time in this range
 
 
 @dataclass
@@ -33,31 +52,64 @@ class DemoSummary:
     challenges: int = 0
     auth_failures: int = 0
     malformed: int = 0
+    calls_placed: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    calls_bridged: int = 0
+    talk_seconds: float = 0.0
+    recordings: int = 0
+    recordings_verified: int = 0
+    recorded_seconds: float = 0.0
     events: list[Event] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.phones_registered == self.phones == self.registered_at_service
+        registered = self.phones_registered == self.phones == self.registered_at_service
+        recorded = self.recordings == self.recordings_verified == self.calls_bridged
+        return registered and recorded and sum(self.outcomes.values()) == self.calls_placed
 
     def render(self) -> str:
         kinds: dict[str, int] = {}
         for event in self.events:
             kinds[event.kind] = kinds.get(event.kind, 0) + 1
-        lines = [
-            "demo floor summary",
-            f"  duration               {self.duration:.1f} s",
-            f"  simulated phones       {self.phones}",
-            f"  registered (phones)    {self.phones_registered}",
-            f"  registered (registrar) {self.registered_at_service}",
-            f"  REGISTER requests      {self.register_requests}",
-            f"  digest challenges      {self.challenges}",
-            f"  auth failures          {self.auth_failures}",
-            f"  malformed messages     {self.malformed}",
-            "  events                 "
-            + (", ".join(f"{k}={v}" for k, v in sorted(kinds.items())) or "none"),
-            f"  result                 {'ok' if self.ok else 'MISMATCH'}",
+        outcomes = ", ".join(f"{k}={v}" for k, v in sorted(self.outcomes.items()))
+        rows = [
+            ("duration", f"{self.duration:.1f} s"),
+            ("simulated phones", self.phones),
+            ("registered (phones)", self.phones_registered),
+            ("registered (registrar)", self.registered_at_service),
+            ("REGISTER requests", self.register_requests),
+            ("digest challenges", self.challenges),
+            ("auth failures", self.auth_failures),
+            ("malformed messages", self.malformed),
+            ("calls placed", self.calls_placed),
+            ("customer outcomes", outcomes or "none"),
+            ("calls bridged", self.calls_bridged),
+            ("talk seconds", f"{self.talk_seconds:.1f}"),
+            ("recordings", self.recordings),
+            ("recordings verified", self.recordings_verified),
+            ("recorded seconds", f"{self.recorded_seconds:.1f}"),
+            ("events", ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())) or "none"),
+            ("result", "ok" if self.ok else "MISMATCH"),
         ]
+        # Two spaces at least between label and value: labels have single spaces.
+        lines = ["demo floor summary"] + [f"  {label:<22}  {value}" for label, value in rows]
         return "\n".join(lines)
+
+
+def _customer_plan(rng: random.Random) -> Callable[[IncomingCall], AnswerPlan]:
+    statuses = [status for status, _ in CUSTOMER_MIX]
+    weights = [weight for _, weight in CUSTOMER_MIX]
+
+    def plan(call: IncomingCall) -> AnswerPlan:
+        status = rng.choices(statuses, weights)[0]
+        return AnswerPlan(status, ring_s=rng.uniform(0.3, 1.0), talk_s=rng.uniform(*TALK_S))
+
+    return plan
+
+
+def _verified(event: RecordingClosed) -> bool:
+    path = Path(event.path)
+    return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == event.sha256
 
 
 async def run_demo(phones: int, duration: float, data_dir: Path) -> DemoSummary:
@@ -77,18 +129,26 @@ async def run_demo(phones: int, duration: float, data_dir: Path) -> DemoSummary:
     )
     summary = DemoSummary(phones=phones, duration=duration)
     loop = asyncio.get_running_loop()
+    rng = random.Random(secrets.randbits(64))
+    deadline = loop.time() + duration
     async with running_service(config) as service:
         seen: list[Event] = []
-        service.subscribe(seen.append)
+        changed = asyncio.Event()
+
+        def collect(event: Event) -> None:
+            seen.append(event)
+            changed.set()
+
+        service.subscribe(collect)
         service_address = service.sip_address
-        rng = random.Random(secrets.randbits(64))
-        sims: list[tuple[RegistrationClient, SipEndpoint, UdpAdapter]] = []
+        realm = config.sip.realm
+        agents: dict[str, SimLine] = {}
+        clients: list[tuple[RegistrationClient, SimLine]] = []
         for ext in extensions:
-            endpoint = SipEndpoint(("127.0.0.1", 0), clock=wall_clock())
-            adapter = await open_udp(endpoint, "127.0.0.1", 0)
-            host, port = adapter.local_address
-            endpoint.local = (host, port)
-            realm = config.sip.realm
+            line = SimLine(ext, lambda call: AnswerPlan(200, ring_s=0.1), tone_hz=440.0, rng=rng)
+            await line.start(wall_clock())
+            assert line.endpoint is not None and line.adapter is not None
+            host, port = line.address
             target = RegistrationTarget(
                 registrar_uri=f"sip:{realm}",
                 aor=f"sip:{ext}@{realm}",
@@ -100,25 +160,103 @@ async def run_demo(phones: int, duration: float, data_dir: Path) -> DemoSummary:
                 expires=300,
             )
             client = RegistrationClient(target, rng)
-            endpoint.add_registration(client, service_address, loop.time())
-            adapter.flush()
-            sims.append((client, endpoint, adapter))
-        await asyncio.sleep(duration)
-        summary.phones_registered = sum(
-            1 for c, _, _ in sims if c.state is RegistrationState.REGISTERED
-        )
+            line.endpoint.add_registration(client, service_address, loop.time())
+            line.adapter.flush()
+            agents[ext] = line
+            clients.append((client, line))
+        customers = SimLine("customers", _customer_plan(rng), tone_hz=1000.0, rng=rng)
+        await customers.start(wall_clock())
         registrar = service.endpoint.registrar
         assert registrar is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.1, min(5.0, duration / 2))):
+                while len(registrar.registered_extensions(loop.time())) < phones:
+                    changed.clear()
+                    await changed.wait()
         summary.registered_at_service = len(registrar.registered_extensions(loop.time()))
+        # The floor: every registered agent takes one call after another until the end.
+        busy: dict[str, str] = {}  # agent -> call id
+        ended: set[str] = set()
+        while loop.time() < deadline - 1.0:
+            for event in seen:
+                if isinstance(event, CallEnded):
+                    ended.add(event.call_id)
+            for ext, call_id in list(busy.items()):
+                if call_id in ended and f"{call_id}-agent" in ended:
+                    del busy[ext]
+            for ext in extensions:
+                bindings = registrar.lookup(ext, loop.time())
+                if ext in busy or not bindings:
+                    continue
+                contact = SipUri.parse(bindings[0].contact)
+                number = f"1{rng.randrange(3, 10)}{rng.randrange(10**9):09d}"
+                busy[ext] = await service.calls.bridge_call(
+                    customer=Dial(f"sip:{number}@{customers.address[0]}", customers.address),
+                    agent=Dial(
+                        bindings[0].contact,
+                        (contact.host, contact.port or 5060),
+                        extra_headers=auto_answer_headers("generic"),
+                    ),
+                )
+                summary.calls_placed += 1
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await changed.wait()
+        for call_id in busy.values():
+            service.calls.hangup(call_id)
+        await _settle(seen, changed, summary.calls_placed)
+        summary.phones_registered = sum(
+            1 for c, _ in clients if c.state is RegistrationState.REGISTERED
+        )
         summary.register_requests = service.endpoint.counters.requests_by_method.get("REGISTER", 0)
         summary.challenges = registrar.counters.challenged
         summary.auth_failures = registrar.counters.auth_failures
         summary.malformed = service.endpoint.counters.malformed
-        for _, endpoint, adapter in sims:
-            endpoint.stop_registrations(loop.time())
-            adapter.flush()
+        for _, line in clients:
+            assert line.endpoint is not None and line.adapter is not None
+            line.endpoint.stop_registrations(loop.time())
+            line.adapter.flush()
         await asyncio.sleep(0.2)  # let the un-REGISTERs reach the registrar
-        summary.events.extend(e for e in seen if isinstance(e, PhoneRegistered | PhoneUnregistered))
-        for _, _, adapter in sims:
-            adapter.close()
+        for _, line in clients:
+            await line.close()
+        await customers.close()
+    await _account(summary, seen)
     return summary
+
+
+async def _settle(seen: list[Event], changed: asyncio.Event, placed: int) -> None:
+    """Wait (bounded) until every placed call has ended and its recording is closed."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(10):
+            while True:
+                customers_ended = {
+                    e.call_id
+                    for e in seen
+                    if isinstance(e, CallEnded) and not e.call_id.endswith("-agent")
+                }
+                bridged = {e.call_id for e in seen if isinstance(e, CallBridged)}
+                recorded = {
+                    e.call_id for e in seen if isinstance(e, RecordingClosed | RecordingFailed)
+                }
+                if len(customers_ended) >= placed and bridged <= recorded:
+                    return
+                changed.clear()
+                await changed.wait()
+
+
+async def _account(summary: DemoSummary, seen: list[Event]) -> None:
+    bridged = {e.call_id: e.mono for e in seen if isinstance(e, CallBridged)}
+    summary.calls_bridged = len(bridged)
+    for event in seen:
+        if isinstance(event, CallEnded) and not event.call_id.endswith("-agent"):
+            outcome = event.outcome.value
+            summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + 1
+            if event.call_id in bridged:
+                summary.talk_seconds += event.mono - bridged[event.call_id]
+        elif isinstance(event, RecordingClosed):
+            summary.recordings += 1
+            summary.recorded_seconds += event.duration_ms / 1000
+            if await asyncio.to_thread(_verified, event):
+                summary.recordings_verified += 1
+    summary.events.extend(seen)

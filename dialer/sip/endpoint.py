@@ -77,8 +77,12 @@ class SipEndpoint:
         max_message_bytes: int = 65536,
         max_headers: int = 100,
         rng: random.Random | None = None,
+        accept_calls: bool = False,
     ) -> None:
         self.rng = rng or random.Random()
+        # A phone (or a simulated one) takes calls from anyone; the service
+        # only from the phones its registrar authenticates.
+        self.accept_calls = accept_calls
         self.local = local
         self.registrar = registrar
         self.clock = clock or Clock()
@@ -394,6 +398,8 @@ class SipEndpoint:
 
     def _authenticate(self, request: Request, now: float) -> Response | None:
         registrar = self.registrar
+        if registrar is None and self.accept_calls:
+            return None
         if registrar is None:
             return request.make_response(
                 403, "Calls are not accepted here", to_tag=_local_tag(request)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,9 @@ def test_check_config_defaults_are_valid(capsys: pytest.CaptureFixture[str]) -> 
     assert "defaults: ok" in capsys.readouterr().out
 
 
-def test_demo_registers_every_phone_over_real_sip(tmp_path: Path) -> None:
+def test_demo_registers_phones_and_bridges_and_records_calls_over_real_sip(
+    tmp_path: Path,
+) -> None:
     done = subprocess.run(
         [
             sys.executable,
@@ -43,7 +46,7 @@ def test_demo_registers_every_phone_over_real_sip(tmp_path: Path) -> None:
             "dialer.cli",
             "demo",
             "--duration",
-            "1.5",
+            "8",
             "--phones",
             "3",
             "--data-dir",
@@ -55,10 +58,22 @@ def test_demo_registers_every_phone_over_real_sip(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    # "  label<two or more spaces>value": labels have single spaces, values may have more.
     lines = dict(
-        line.strip().rsplit(None, 1) for line in done.stdout.splitlines()[1:] if line.strip()
+        re.split(r"\s{2,}", line.strip(), maxsplit=1)
+        for line in done.stdout.splitlines()[1:]
+        if line.strip()
     )
     assert lines["registered (phones)"] == "3"
     assert lines["registered (registrar)"] == "3"
     assert lines["digest challenges"] == "3"
     assert lines["result"] == "ok"
+    placed, bridged = int(lines["calls placed"]), int(lines["calls bridged"])
+    outcomes = dict(part.split("=") for part in lines["customer outcomes"].split(", "))
+    assert placed >= 3
+    assert sum(int(n) for n in outcomes.values()) == placed
+    assert bridged >= 1
+    # Every bridged call left exactly one checksum-verified recording on disk.
+    assert lines["recordings"] == lines["recordings verified"] == str(bridged)
+    assert len(list((tmp_path / "recordings").glob("*/*.wav"))) == bridged
+    assert float(lines["recorded seconds"]) > 2.0 * bridged * 0.9

@@ -1,0 +1,1 @@
+"""Simulated lines for the demo floor and tests: production SIP/RTP code on both ends."""
