@@ -361,7 +361,10 @@ def write_results(table: dict[str, list[dict[str, Any]]], args: argparse.Namespa
     ]
     lines += [f"- {loop}: **{n}** calls" for loop, n in best.items()]
     if len(best) == 2 and table.get("uvloop") and table.get("asyncio"):
-        shared = {r["calls"] for r in table["uvloop"]} & {r["calls"] for r in table["asyncio"]}
+        # Compare where both keep up: past that, CPU per call only shows saturation.
+        shared = {r["calls"] for r in table["uvloop"] if keeps_up(r)} & {
+            r["calls"] for r in table["asyncio"] if keeps_up(r)
+        }
         if shared:
             n = max(shared)
             u = next(r for r in table["uvloop"] if r["calls"] == n)
