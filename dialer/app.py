@@ -138,6 +138,7 @@ async def running_service(config: Config) -> AsyncIterator[Service]:
         wall=endpoint.clock.wall,
         recordings=Path(media.recordings_dir) if media.record else None,
         rng=random.Random(secrets.randbits(64)),
+        cname=f"dialer@{endpoint.local[0]}".encode(),
     )
     try:
         async with relay:

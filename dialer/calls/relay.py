@@ -29,6 +29,7 @@ from dialer.transport.rtp import RtpPorts, open_rtp_ports
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1
+RTCP_INTERVAL_S = 5.0  # RFC 3550 §6.2's minimum; two parties per session, no scaling needed
 
 
 @dataclass
@@ -53,6 +54,7 @@ class RelayCounters:
     recordings_closed: int = 0
     recordings_failed: int = 0
     idle_packets: int = 0
+    rtcp_sent: int = 0
 
 
 @dataclass
@@ -71,6 +73,8 @@ class MediaRelay:
     _writer: RecordingWriter | None = None
     _recording: set[str] = field(default_factory=set)
     _sides: dict[str, dict[Side, MediaLeg]] = field(default_factory=dict)
+    _rtcp_due: dict[str, float] = field(default_factory=dict)
+    cname: bytes = b"dialer@127.0.0.1"
     _tick: asyncio.Task[None] | None = None
     startup_repairs: RepairReport | None = None
 
@@ -189,6 +193,7 @@ class MediaRelay:
         self.counters.relayed += bridge.relayed
         for event in bridge.take_events():
             self.emit(event)
+        self._rtcp_due.pop(call_id, None)
         for leg in self._sides.pop(call_id, {}).values():
             if leg.bridge is bridge:
                 leg.bridge = None
@@ -251,6 +256,22 @@ class MediaRelay:
                 self.counters.media_timeouts += 1
             self.emit(event)
         self._flush_audio(bridge, now)
+        self._send_rtcp(bridge, now)
+
+    def _send_rtcp(self, bridge: Bridge, now: float) -> None:
+        if bridge.bridged_at is None:
+            return
+        due = self._rtcp_due.setdefault(bridge.call_id, bridge.bridged_at + RTCP_INTERVAL_S / 2)
+        if now < due:
+            return
+        # ±50 % randomisation (§6.3.1) keeps many calls from reporting in step.
+        self._rtcp_due[bridge.call_id] = now + RTCP_INTERVAL_S * self.rng.uniform(0.5, 1.5)
+        sides = self._sides.get(bridge.call_id, {})
+        for side, data, destination in bridge.rtcp_reports(now, self.cname):
+            leg = sides.get(side)
+            if leg is not None:
+                leg.ports.send_rtcp(data, destination)
+                self.counters.rtcp_sent += 1
 
     def _flush_audio(self, bridge: Bridge, now: float) -> None:
         if bridge.call_id not in self._recording or self._writer is None:

@@ -24,11 +24,30 @@ from dialer.media.dtmf import DtmfDigit, DtmfReceiver
 from dialer.media.errors import RemoteMediaError
 from dialer.media.g711 import alaw_to_ulaw, ulaw_to_alaw
 from dialer.media.mixer import Channel, RecordingMixer
+from dialer.media.rtcp import (
+    ReceiverReport,
+    ReportBlock,
+    SdesChunk,
+    SdesItem,
+    SdesType,
+    SenderReport,
+    SourceDescription,
+    serialise_compound,
+)
 from dialer.media.rtp import RtpView
 from dialer.media.stream import Address, Audio, Drop, MediaStream
 from dialer.sip.sdp import NegotiatedMedia
 
 _HEADER = struct.Struct("!BBHII")
+_NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
+
+
+def _ntp(wall_ms: int) -> int:
+    """A 64-bit NTP timestamp (RFC 3550 §4) for a UTC instant in milliseconds."""
+    seconds, millis = divmod(wall_ms, 1000)
+    return ((seconds + _NTP_EPOCH_OFFSET) << 32) | ((millis << 32) // 1000)
+
+
 _SAMPLE_RATE = 8000
 
 _TRANSCODERS: dict[tuple[str, str], Callable[[bytes], bytes]] = {
@@ -67,6 +86,7 @@ class _Relay:
     last_ts: int = 0
     last_arrival: float = 0.0
     sent: int = 0
+    octets: int = 0
 
     def remap(self, packet: RtpView, arrival: float) -> tuple[int, int, bool]:
         """Our (sequence, timestamp, marker) for ``packet``."""
@@ -243,6 +263,7 @@ class Bridge:
         seq, ts, marker = relay.remap(packet, now)
         header = _HEADER.pack(0x80, (0x80 if marker else 0) | payload_type, seq, ts, relay.ssrc)
         self._out.append((other, header + payload, destination))
+        relay.octets += len(payload)
         self.relayed += 1
 
     # -- output --------------------------------------------------------
@@ -269,6 +290,46 @@ class Bridge:
         audio = bytes(self._early)
         self._early.clear()
         return audio
+
+    # -- RTCP --------------------------------------------------------
+
+    def rtcp_reports(self, now: float, cname: bytes) -> list[tuple[Side, bytes, Address]]:
+        """One compound RTCP packet per leg (RFC 3550 §6.4): what we sent it, what we heard.
+
+        A sender report while we relay to that leg, else a receiver report;
+        each carries a reception report on the leg's own source (loss and
+        jitter, with LSR/DLSR for the far end's round-trip estimate) and our
+        CNAME. Carriers use RTCP to tell a live stream from a dead one.
+        """
+        reports = []
+        ntp = _ntp(self._wall(now))
+        for side, stream in self.streams.items():
+            media = stream.media
+            if media is None or media.remote_rtcp[1] == 0:
+                continue
+            relay = self._relays[side]
+            blocks: tuple[ReportBlock, ...] = ()
+            if stream.ssrc is not None and stream.received:
+                blocks = (stream.stats.make_report_block(stream.ssrc, now),)
+            packet: SenderReport | ReceiverReport
+            if relay.sent:
+                packet = SenderReport(
+                    ssrc=relay.ssrc,
+                    ntp_timestamp=ntp,
+                    rtp_timestamp=relay.last_ts,
+                    packet_count=relay.sent & 0xFFFFFFFF,
+                    octet_count=relay.octets & 0xFFFFFFFF,
+                    reports=blocks,
+                )
+            else:
+                packet = ReceiverReport(ssrc=relay.ssrc, reports=blocks)
+            sdes = SourceDescription((SdesChunk(relay.ssrc, (SdesItem(SdesType.CNAME, cname),)),))
+            destination = media.remote_rtcp
+            if stream.latched is not None:
+                # Symmetric RTCP follows the latched RTP source (RFC 4961), one port up.
+                destination = (stream.latched[0], stream.latched[1] + 1)
+            reports.append((side, serialise_compound([packet, sdes]), destination))
+        return reports
 
     # -- timers --------------------------------------------------------
 

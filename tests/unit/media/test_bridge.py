@@ -13,7 +13,7 @@ from dialer.events import CallBridged, DtmfReceived, MediaTimeout
 from dialer.media.bridge import Bridge, Side
 from dialer.media.dtmf import TelephoneEvent
 from dialer.media.g711 import alaw_decode, ulaw_decode, ulaw_to_alaw
-from dialer.media.rtcp import SenderReport
+from dialer.media.rtcp import ReceiverReport, SenderReport, SourceDescription, parse_compound
 from dialer.media.rtp import RtpPacket
 from dialer.media.stream import Drop, MediaStream
 from dialer.sip.sdp import Direction, NegotiatedMedia
@@ -364,3 +364,36 @@ def test_rtcp_sender_reports_are_kept_and_strangers_rtcp_dropped() -> None:
     assert stream.drops[Drop.STRANGER] == 1
     assert stream.drops[Drop.MALFORMED] == 1
     assert stream.rtcp_received == 1
+
+
+def test_rtcp_reports_say_what_we_sent_each_leg_and_what_we_heard_from_it() -> None:
+    bridge = make_bridge()
+    bridge.connect(0.0, "a")
+    before = {side: data for side, data, _ in bridge.rtcp_reports(0.0, b"x")}
+    rr, _ = parse_compound(before[Side.AGENT])
+    assert isinstance(rr, ReceiverReport)  # nothing relayed to the agent yet
+    # The customer sends 10 packets with one lost; all 9 reach the agent.
+    for seq in (1, 2, 3, 4, 6, 7, 8, 9, 10):
+        bridge.receive(
+            Side.CUSTOMER, rtp(seq, seq * FRAME, 7, b"\x20" * FRAME), CUSTOMER, 0.02 * seq
+        )
+    bridge.receive(Side.AGENT, rtp(1, 0, 8, b"\x21" * FRAME), AGENT, 0.2)
+    bridge.take_datagrams()
+    reports = {
+        side: (data, destination)
+        for side, data, destination in bridge.rtcp_reports(5.0, b"dialer@test")
+    }
+    customer_data, customer_rtcp = reports[Side.CUSTOMER]
+    sr, sdes = parse_compound(customer_data)
+    assert customer_rtcp == (CUSTOMER[0], CUSTOMER[1] + 1)
+    assert isinstance(sr, SenderReport)
+    assert (sr.ssrc, sr.packet_count, sr.octet_count) == (0xC057, 1, FRAME)  # the agent's one
+    [block] = sr.reports
+    assert (block.ssrc, block.cumulative_lost, block.highest_seq) == (7, 1, 10)
+    assert isinstance(sdes, SourceDescription)
+    assert sdes.chunks[0].items[0].value == b"dialer@test"
+    agent_sr, _ = parse_compound(reports[Side.AGENT][0])
+    assert isinstance(agent_sr, SenderReport)
+    assert (agent_sr.ssrc, agent_sr.packet_count) == (0xA6E17, 9)
+    # NTP seconds for 2023-11-14T22:13:25Z (the test clock's wall time at 5.0 s).
+    assert agent_sr.ntp_timestamp >> 32 == 1_700_000_005 + 2_208_988_800
