@@ -61,6 +61,16 @@ class _Call:
     ended: bool = False
 
 
+@dataclass
+class AgentLeg:
+    """A persistent ("nailed-up") connection to an agent's desk phone."""
+
+    agent_id: str
+    leg_id: str
+    answered: bool = False
+    call_id: str | None = None  # the customer call bridged into it now
+
+
 class CallManager:
     def __init__(
         self,
@@ -77,6 +87,7 @@ class CallManager:
         self.subscribers: list[Callable[[Event], None]] = []
         self._calls: dict[str, _Call] = {}
         self._by_leg: dict[str, _Call] = {}
+        self.agent_legs: dict[str, AgentLeg] = {}
         self._scheduled = False
         self._loop = asyncio.get_running_loop()
         relay.emit = self._on_relay_event
@@ -155,6 +166,54 @@ class CallManager:
         )
         return call_id
 
+    async def connect_agent(self, agent_id: str, phone: Dial) -> str:
+        """Call the agent's phone once (with its auto-answer headers) and keep the leg up.
+
+        Customers are then bridged into this leg the moment they answer
+        (``call_for_agent``); the leg outlives each call.
+        """
+        leg_id = f"agent-{agent_id}-{uuid.uuid4().hex[:12]}"
+        self.agent_legs[leg_id] = AgentLeg(agent_id, leg_id)
+        await self.place_leg(leg_id, Side.AGENT, phone)
+        return leg_id
+
+    async def call_for_agent(
+        self,
+        agent_leg: str,
+        customer: Dial,
+        *,
+        call_id: str | None = None,
+        record: bool = True,
+        record_early_media: bool = False,
+    ) -> str:
+        """Dial a customer for an agent on a persistent connection; bridge on answer."""
+        leg = self.agent_legs.get(agent_leg)
+        if leg is None or not leg.answered:
+            raise ValueError(f"agent leg {agent_leg} is not connected")
+        if leg.call_id is not None:
+            raise ValueError(f"agent leg {agent_leg} is already in call {leg.call_id}")
+        call_id = call_id or str(uuid.uuid4())
+        call = _Call(call_id, call_id, agent_leg, owns_agent_leg=False, record=record)
+        call.answered.add(Side.AGENT)
+        leg.call_id = call_id
+        self._calls[call_id] = call
+        self._by_leg[call_id] = call
+        await self.place_leg(
+            call_id,
+            Side.CUSTOMER,
+            customer,
+            lambda: self.relay.create_bridge(
+                call_id, call_id, record=record, record_early_media=record_early_media
+            ),
+        )
+        return call_id
+
+    def disconnect_agent(self, agent_leg: str) -> None:
+        """End a persistent connection (sign-out); a call in it ends too."""
+        if agent_leg in self.endpoint.calls:
+            self.endpoint.hangup(agent_leg, self._loop.time())
+            self._flush()
+
     def hangup(self, call_id: str) -> None:
         """End a call from our side: both legs."""
         call = self._calls.get(call_id)
@@ -188,6 +247,10 @@ class CallManager:
     def _handle(self, event: Event, now: float) -> None:
         if not isinstance(event, CallEvent):
             return
+        agent_leg = self.agent_legs.get(event.call_id)
+        if agent_leg is not None:
+            self._handle_agent_leg(agent_leg, event, now)
+            return
         call = self._by_leg.get(event.call_id)
         if call is None:
             return
@@ -205,6 +268,21 @@ class CallManager:
             self.relay.close_leg(event.call_id)
             self._end(call, now)
             self._by_leg.pop(event.call_id, None)
+
+    def _handle_agent_leg(self, leg: AgentLeg, event: CallEvent, now: float) -> None:
+        if isinstance(event, CallAnswered | MediaRenegotiated):
+            media = self.endpoint.media_of(leg.leg_id)
+            if media is not None:
+                self.relay.negotiated(leg.leg_id, media, now)
+        if isinstance(event, CallAnswered):
+            leg.answered = True
+        elif isinstance(event, CallEnded):
+            # The desk phone dropped (or we signed the agent out): its call ends with it.
+            del self.agent_legs[leg.leg_id]
+            call = self._calls.get(leg.call_id) if leg.call_id is not None else None
+            if call is not None:
+                self._end(call, now)
+            self.relay.close_leg(leg.leg_id)
 
     def _on_relay_event(self, event: Event) -> None:
         if isinstance(event, MediaTimeout):
@@ -227,6 +305,9 @@ class CallManager:
         if not call.ended:
             call.ended = True
             self.relay.end(call.call_id, now)
+            agent_leg = self.agent_legs.get(call.agent_leg)
+            if agent_leg is not None and agent_leg.call_id == call.call_id:
+                agent_leg.call_id = None  # free for the next customer
         legs = [call.customer_leg] + ([call.agent_leg] if call.owns_agent_leg else [])
         for leg in legs:
             if leg in self.endpoint.calls:

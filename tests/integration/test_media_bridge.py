@@ -14,23 +14,20 @@ from array import array
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from audio import power_at, read_stereo, tone, write_ulaw, write_wav
 from peers import Baresip, Sipp
 from peers.ports import LOOPBACK
 from peers.tshark import sip_capture, sip_frames
+from support import AGENT_HZ, CUSTOMER_HZ, EXTENSION, PASSWORD, Seen, service_config
 
 from dialer.app import running_service
 from dialer.calls.manager import Dial
-from dialer.config import Config, MediaConfig, PhoneConfig, SipConfig
 from dialer.events import (
     CallBridged,
     CallEnded,
-    CallEvent,
     CallProgress,
-    Event,
     HangupBy,
     MediaTimeout,
     RecordingClosed,
@@ -40,38 +37,6 @@ from dialer.sip.autoanswer import auto_answer_headers
 from dialer.sip.uri import SipUri
 
 pytestmark = pytest.mark.integration
-
-E = TypeVar("E", bound=CallEvent)
-
-EXTENSION, PASSWORD = "1002", "desk-phone-1002"
-CUSTOMER_HZ, AGENT_HZ = 1000.0, 440.0
-
-
-class Seen:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.changed = asyncio.Event()
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)
-        self.changed.set()
-
-    async def first(self, kind: type[E], call_ids: set[str], within: float) -> E:
-        async with asyncio.timeout(within):
-            while True:
-                for event in self.events:
-                    if isinstance(event, kind) and event.call_id in call_ids:
-                        return event
-                self.changed.clear()
-                await self.changed.wait()
-
-
-def service_config(recordings: Path) -> Config:
-    return Config(
-        sip=SipConfig(bind_host=LOOPBACK, udp_port=0, tcp_port=0),
-        phones=(PhoneConfig(EXTENSION, PASSWORD, vendor="baresip"),),
-        media=MediaConfig(recordings_dir=str(recordings), media_timeout_s=10.0),
-    )
 
 
 async def test_bridged_call_records_agent_left_customer_right_and_agrees_with_the_wire(
