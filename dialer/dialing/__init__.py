@@ -1,0 +1,1 @@
+"""Dialing modes: they choose the next lead and drive the call manager."""

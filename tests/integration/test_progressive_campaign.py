@@ -1,0 +1,157 @@
+"""A progressive campaign against SIPp customers of every kind and SIPp desk phones.
+
+Customers: one answers and talks, one is busy (486, cause 17), one is an
+invalid number (404), one is unavailable (480), one rings until cancelled;
+one more lead's window is closed in its time zone. Agents are on persistent
+connections; one agent's phone drops mid-shift.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from audio import tone, write_ulaw
+from peers import Sipp
+from peers.ports import LOOPBACK
+from support import AGENT_HZ, CUSTOMER_HZ, Seen, service_config
+
+from dialer.agents.state import AgentState
+from dialer.app import running_service
+from dialer.calls.manager import Dial
+from dialer.campaigns.hopper import CampaignHours, LeadCandidate
+from dialer.campaigns.recycling import LeadState, RetryRules
+from dialer.campaigns.windows import CallingWindows
+from dialer.dialing.progressive import ProgressiveCampaign
+from dialer.events import CallBridged, CallEnded, RecordingClosed
+
+pytestmark = pytest.mark.integration
+
+
+def open_now(now: datetime) -> CallingWindows:
+    """A window of two hours around ``now`` in UTC (clipped to the day)."""
+    minute = now.hour * 60 + now.minute
+    start, end = max(0, minute - 60), min(24 * 60, minute + 60)
+    fmt = lambda m: f"{m // 60:02d}:{m % 60:02d}"  # noqa: E731
+    return CallingWindows.parse({"mon-sun": [f"{fmt(start)}-{fmt(end)}"]})
+
+
+async def until(seen: Seen, condition: Callable[[], bool], within: float) -> None:
+    async with asyncio.timeout(within):
+        while not condition():
+            seen.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(seen.changed.wait(), 0.2)
+
+
+def lead(lead_id: str, phone: str, timezone: str | None = None) -> LeadCandidate:
+    return LeadCandidate(
+        lead_id=lead_id,
+        phone=phone,
+        timezone=timezone,
+        priority=0,
+        state=LeadState.NEW,
+        next_attempt_at=None,
+        attempts=0,
+        is_follow_up=False,
+        callback=None,
+        campaign_id="c1",
+    )
+
+
+async def test_every_lead_ends_in_the_right_state_and_failures_never_reach_an_agent(
+    tmp_path: Path, sipp_factory: Callable[..., Sipp]
+) -> None:
+    talk = write_ulaw(tmp_path / "customer.ul", tone(CUSTOMER_HZ, 10))
+    desk = write_ulaw(tmp_path / "agent.ul", tone(AGENT_HZ, 60))
+    peers = {
+        "+8613800000001": sipp_factory(
+            "uas_answer_hangup.xml", rtp_file=talk, duration_ms=1500, timeout=60
+        ),
+        "+8613800000002": sipp_factory("uas_reject.xml", keys={"status": "486", "cause": "17"}),
+        "+8613800000003": sipp_factory("uas_reject.xml", keys={"status": "404", "cause": "1"}),
+        "+8613800000004": sipp_factory("uas_reject.xml", keys={"status": "480", "cause": "20"}),
+        "+8613800000005": sipp_factory("uas_ring_until_cancel.xml", timeout=60),
+    }
+    phones = sipp_factory("uas_answer.xml", rtp_file=desk, calls=2, timeout=90)
+    dropping = sipp_factory("uas_answer_hangup.xml", rtp_file=desk, duration_ms=2000, timeout=60)
+    for peer in [*peers.values(), phones, dropping]:
+        await peer.start()
+
+    def route(number: str) -> Dial:
+        peer = peers[number]
+        return Dial(f"sip:{number.lstrip('+')}@{peer.address}", (LOOPBACK, peer.port))
+
+    now = datetime.now(UTC)
+    seen = Seen()
+    async with running_service(service_config(tmp_path / "recordings")) as service:
+        service.subscribe(seen)
+        campaign = ProgressiveCampaign(
+            service.calls,
+            campaign_id="c1",
+            hours=CampaignHours(open_now(now), "UTC"),
+            rules=RetryRules(max_attempts=3),
+            route=route,
+            ring_timeout_s=15.0,
+        )
+        stop = asyncio.Event()
+        runner = asyncio.create_task(campaign.run(stop))
+        # a3's phone answers the persistent call, then drops it after 2 s.
+        a3_phone = Dial(f"sip:a3@{dropping.address}", (LOOPBACK, dropping.port))
+        await campaign.sign_in("a3", a3_phone)
+        await until(seen, lambda: campaign.agents["a3"].agent.state is AgentState.READY, 10)
+        await until(seen, lambda: campaign.agents["a3"].leg is None, 10)
+        a3 = campaign.agents["a3"].agent.state
+        campaign.add_leads([lead(f"L{n}", number) for n, number in enumerate(peers, 1)])
+        # Twelve hours ahead of UTC, this lead's window is closed: it must wait.
+        campaign.add_leads([lead("L6", "+8613800000006", timezone="Etc/GMT-12")])
+        await campaign.sign_in("a1", Dial(f"sip:a1@{phones.address}", (LOOPBACK, phones.port)))
+        await campaign.sign_in("a2", Dial(f"sip:a2@{phones.address}", (LOOPBACK, phones.port)))
+        await until(
+            seen,
+            lambda: all(
+                campaign.leads[f"L{n}"].state not in (LeadState.NEW, LeadState.IN_PROGRESS)
+                for n in range(1, 6)
+            ),
+            40,
+        )
+        await asyncio.sleep(0.5)  # nothing more may be dialed
+        stop.set()
+        await runner
+        for floor in campaign.agents.values():
+            if floor.leg is not None:
+                service.calls.disconnect_agent(floor.leg)
+        await asyncio.sleep(0.5)
+
+    states = {lead_id: c.state for lead_id, c in campaign.leads.items()}
+    assert states == {
+        "L1": LeadState.DONE,
+        "L2": LeadState.QUEUED,  # busy: redialed later
+        "L3": LeadState.FAILED,  # invalid number: never again
+        "L4": LeadState.QUEUED,  # unavailable: later
+        "L5": LeadState.QUEUED,  # rang 15 s, no answer: later
+        "L6": LeadState.NEW,  # window closed in its time zone: waits
+    }
+    assert campaign.leads["L2"].next_attempt_at is not None
+    assert campaign.leads["L2"].next_attempt_at >= now + timedelta(minutes=29)
+    dialed = [d.lead_id for d in campaign.dialed]
+    assert sorted(dialed) == ["L1", "L2", "L3", "L4", "L5"]  # each once, L6 never
+    # Only the live answer reached an agent; the failures were never bridged.
+    bridged = {e.call_id for e in seen.events if isinstance(e, CallBridged)}
+    lead_of = {d.call_id: d.lead_id for d in campaign.dialed}
+    assert {lead_of[c] for c in bridged} == {"L1"}
+    assert any(isinstance(e, RecordingClosed) for e in seen.events)
+    ring = next(
+        e for e in seen.events if isinstance(e, CallEnded) and lead_of.get(e.call_id) == "L5"
+    )
+    started = next(d.at for d in campaign.dialed if d.lead_id == "L5")
+    assert ring.at_ms / 1000 - started.timestamp() >= 15.0
+    # The agent whose phone dropped is paused with the system reason, not ready.
+    assert a3 is AgentState.PAUSED
+    lost = [e for e in campaign.agent_events if e.agent == "a3" and e.reason == "phone_lost"]
+    assert lost
+    assert not any(d.agent_id == "a3" for d in campaign.dialed)
