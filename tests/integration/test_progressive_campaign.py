@@ -36,8 +36,11 @@ def open_now(now: datetime) -> CallingWindows:
     """A window of two hours around ``now`` in UTC (clipped to the day)."""
     minute = now.hour * 60 + now.minute
     start, end = max(0, minute - 60), min(24 * 60, minute + 60)
-    fmt = lambda m: f"{m // 60:02d}:{m % 60:02d}"  # noqa: E731
-    return CallingWindows.parse({"mon-sun": [f"{fmt(start)}-{fmt(end)}"]})
+    return CallingWindows.parse({"mon-sun": [f"{_hhmm(start)}-{_hhmm(end)}"]})
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 async def until(seen: Seen, condition: Callable[[], bool], within: float) -> None:
