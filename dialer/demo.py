@@ -3,10 +3,11 @@
 Everything goes over real SIP on loopback with the production code on both
 sides: each simulated desk phone is its own SIP endpoint on its own UDP port
 that registers with digest credentials to the service's registrar and
-answers the calls the service puts through to it. Simulated customers (one
-more line, answering with a mix of outcomes) take the other leg; every
-answered call is bridged and recorded by the service. (Campaigns, CDRs and
-quotas join the demo as their issues land.)
+answers the persistent call the service makes at sign-in. A progressive
+campaign then dials simulated customers (one more line, answering with a mix
+of outcomes) for every ready agent; every answered call is bridged into the
+agent's leg and recorded. (CDRs in the database, quotas and metrics join the
+demo as their issues land.)
 """
 
 from __future__ import annotations
@@ -17,13 +18,18 @@ import dataclasses
 import hashlib
 import random
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialer.app import running_service, wall_clock
 from dialer.calls.manager import Dial
+from dialer.campaigns.hopper import CampaignHours, LeadCandidate
+from dialer.campaigns.recycling import LeadState, RetryRules
+from dialer.campaigns.windows import CallingWindows
 from dialer.config import Config, PhoneConfig, SipConfig
+from dialer.dialing.progressive import ProgressiveCampaign
 from dialer.events import (
     CallBridged,
     CallEnded,
@@ -39,7 +45,8 @@ from dialer.sip.uri import SipUri
 
 # The customers' answer mix: (status, weight). 200 answers and talks.
 CUSTOMER_MIX = ((200, 60), (486, 20), (404, 10), (480, 10))
-TALK_S = (2.0, 6.0)  # a customer who answers talks for a uniform time in this range
+TALK_S = (2.0, 6.0)
+LEADS_PER_PHONE = 40  # a customer who answers talks for a uniform time in this range
 
 
 @dataclass
@@ -59,6 +66,7 @@ class DemoSummary:
     recordings: int = 0
     recordings_verified: int = 0
     recorded_seconds: float = 0.0
+    lead_states: dict[str, int] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -83,6 +91,7 @@ class DemoSummary:
             ("malformed messages", self.malformed),
             ("calls placed", self.calls_placed),
             ("customer outcomes", outcomes or "none"),
+            ("leads by state", ", ".join(f"{k}={v}" for k, v in sorted(self.lead_states.items()))),
             ("calls bridged", self.calls_bridged),
             ("talk seconds", f"{self.talk_seconds:.1f}"),
             ("recordings", self.recordings),
@@ -105,6 +114,21 @@ def _customer_plan(rng: random.Random) -> Callable[[IncomingCall], AnswerPlan]:
         return AnswerPlan(status, ring_s=rng.uniform(0.3, 1.0), talk_s=rng.uniform(*TALK_S))
 
     return plan
+
+
+def _demo_lead(n: int, rng: random.Random) -> LeadCandidate:
+    return LeadCandidate(
+        lead_id=f"lead-{n:05d}",
+        phone=f"+861{rng.randrange(3, 10)}{rng.randrange(10**9):09d}",
+        timezone="Asia/Shanghai",
+        priority=rng.randrange(3),
+        state=LeadState.NEW,
+        next_attempt_at=None,
+        attempts=0,
+        is_follow_up=rng.random() < 0.5,
+        callback=None,
+        campaign_id="demo",
+    )
 
 
 def _verified(event: RecordingClosed) -> bool:
@@ -174,38 +198,43 @@ async def run_demo(phones: int, duration: float, data_dir: Path) -> DemoSummary:
                     changed.clear()
                     await changed.wait()
         summary.registered_at_service = len(registrar.registered_extensions(loop.time()))
-        # The floor: every registered agent takes one call after another until the end.
-        busy: dict[str, str] = {}  # agent -> call id
-        ended: set[str] = set()
-        while loop.time() < deadline - 1.0:
-            for event in seen:
-                if isinstance(event, CallEnded):
-                    ended.add(event.call_id)
-            for ext, call_id in list(busy.items()):
-                if call_id in ended and f"{call_id}-agent" in ended:
-                    del busy[ext]
-            for ext in extensions:
-                bindings = registrar.lookup(ext, loop.time())
-                if ext in busy or not bindings:
-                    continue
-                contact = SipUri.parse(bindings[0].contact)
-                number = f"1{rng.randrange(3, 10)}{rng.randrange(10**9):09d}"
-                busy[ext] = await service.calls.bridge_call(
-                    customer=Dial(f"sip:{number}@{customers.address[0]}", customers.address),
-                    agent=Dial(
-                        bindings[0].contact,
-                        (contact.host, contact.port or 5060),
-                        extra_headers=auto_answer_headers("generic"),
-                    ),
-                )
-                summary.calls_placed += 1
-            changed.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(0.2):
-                    await changed.wait()
-        for call_id in busy.values():
+        # The floor: a progressive campaign; every agent is on a persistent connection.
+        campaign = ProgressiveCampaign(
+            service.calls,
+            campaign_id="demo",
+            hours=CampaignHours(CallingWindows.parse({"mon-sun": ["00:00-24:00"]}), "UTC"),
+            rules=RetryRules(),
+            route=lambda number: Dial(
+                f"sip:{number.lstrip('+')}@{customers.address[0]}", customers.address
+            ),
+            ring_timeout_s=15.0,
+        )
+        campaign.add_leads([_demo_lead(n, rng) for n in range(LEADS_PER_PHONE * phones)])
+        stop = asyncio.Event()
+        runner = asyncio.create_task(campaign.run(stop), name="demo-campaign")
+        for ext in extensions:
+            bindings = registrar.lookup(ext, loop.time())
+            if not bindings:
+                continue
+            contact = SipUri.parse(bindings[0].contact)
+            phone = Dial(
+                bindings[0].contact,
+                (contact.host, contact.port or 5060),
+                extra_headers=auto_answer_headers("generic"),
+            )
+            await campaign.sign_in(f"agent-{ext}", phone, extension=ext)
+        await asyncio.sleep(max(0.0, deadline - 1.0 - loop.time()))
+        stop.set()
+        await runner
+        placed = {d.call_id for d in campaign.dialed}
+        summary.calls_placed = len(placed)
+        for call_id in placed:
             service.calls.hangup(call_id)
-        await _settle(seen, changed, summary.calls_placed)
+        await _settle(seen, changed, placed)
+        for floor in campaign.agents.values():
+            if floor.leg is not None:
+                service.calls.disconnect_agent(floor.leg)
+        summary.lead_states = dict(Counter(lead.state.value for lead in campaign.leads.values()))
         summary.phones_registered = sum(
             1 for c, _ in clients if c.state is RegistrationState.REGISTERED
         )
@@ -221,35 +250,33 @@ async def run_demo(phones: int, duration: float, data_dir: Path) -> DemoSummary:
         for _, line in clients:
             await line.close()
         await customers.close()
-    await _account(summary, seen)
+    await _account(summary, seen, placed)
     return summary
 
 
-async def _settle(seen: list[Event], changed: asyncio.Event, placed: int) -> None:
+async def _settle(seen: list[Event], changed: asyncio.Event, placed: set[str]) -> None:
     """Wait (bounded) until every placed call has ended and its recording is closed."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(10):
             while True:
                 customers_ended = {
-                    e.call_id
-                    for e in seen
-                    if isinstance(e, CallEnded) and not e.call_id.endswith("-agent")
+                    e.call_id for e in seen if isinstance(e, CallEnded) and e.call_id in placed
                 }
                 bridged = {e.call_id for e in seen if isinstance(e, CallBridged)}
                 recorded = {
                     e.call_id for e in seen if isinstance(e, RecordingClosed | RecordingFailed)
                 }
-                if len(customers_ended) >= placed and bridged <= recorded:
+                if customers_ended >= placed and bridged <= recorded:
                     return
                 changed.clear()
                 await changed.wait()
 
 
-async def _account(summary: DemoSummary, seen: list[Event]) -> None:
+async def _account(summary: DemoSummary, seen: list[Event], placed: set[str]) -> None:
     bridged = {e.call_id: e.mono for e in seen if isinstance(e, CallBridged)}
     summary.calls_bridged = len(bridged)
     for event in seen:
-        if isinstance(event, CallEnded) and not event.call_id.endswith("-agent"):
+        if isinstance(event, CallEnded) and event.call_id in placed:
             outcome = event.outcome.value
             summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + 1
             if event.call_id in bridged:
