@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -26,6 +26,7 @@ from dialer.agents.state import Agent, AgentInput, AgentPolicy, AgentState
 from dialer.calls.manager import CallManager, Dial
 from dialer.campaigns.hopper import AgentDayCounts, CampaignHours, Hopper, LeadCandidate, MixTarget
 from dialer.campaigns.recycling import LeadState, RetryRules, decide
+from dialer.campaigns.trunks import NoRoute, NoRouteReason, TrunkPool
 from dialer.events import (
     AgentStateChanged,
     CallAnswered,
@@ -51,12 +52,25 @@ class FloorAgent:
     counts: AgentDayCounts = field(default_factory=AgentDayCounts)
 
 
+@dataclass(frozen=True, slots=True)
+class TrunkAddress:
+    """Where a trunk of the pool takes its INVITEs."""
+
+    host: str
+    port: int = 5060
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
 @dataclass
 class _Attempt:
     call_id: str
     lead_id: str
     agent_id: str
     started: float
+    trunk: str | None = None
+    tried: frozenset[str] = frozenset()
+    reservation: str = ""  # the agent is reserved under the first try's call id
     answered: bool = False
     bridged: bool = False
     rang_out: bool = False
@@ -70,6 +84,7 @@ class Dialed:
     call_id: str
     agent_id: str
     at: datetime
+    trunk: str | None = None
 
 
 class ProgressiveCampaign:
@@ -80,7 +95,10 @@ class ProgressiveCampaign:
         campaign_id: str,
         hours: CampaignHours,
         rules: RetryRules,
-        route: Callable[[str], Dial],
+        route: Callable[[str], Dial] | None = None,
+        trunks: TrunkPool | None = None,
+        trunk_addresses: Mapping[str, TrunkAddress] | None = None,
+        do_not_call: Callable[[str], bool] = lambda number: False,
         ring_timeout_s: float = 30.0,
         policy: AgentPolicy | None = None,
         mix: MixTarget | None = None,
@@ -91,6 +109,14 @@ class ProgressiveCampaign:
                 f"campaign {campaign_id}: ring_timeout_s {ring_timeout_s} is under the "
                 f"{MIN_RING_S:g} s a customer is always given to answer"
             )
+        if (route is None) == (trunks is None):
+            raise ValueError(f"campaign {campaign_id}: give either route or trunks, not both")
+        missing = sorted(set(trunks.health()) - set(trunk_addresses or {})) if trunks else []
+        if missing:
+            raise ValueError(f"campaign {campaign_id}: no address for trunks {', '.join(missing)}")
+        self.trunks = trunks
+        self.trunk_addresses = dict(trunk_addresses or {})
+        self.do_not_call = do_not_call
         self.calls = calls
         self.campaign_id = campaign_id
         self.hours = hours
@@ -105,6 +131,7 @@ class ProgressiveCampaign:
         self.dialed: list[Dialed] = []
         self.agent_events: list[AgentStateChanged] = []
         self._attempts: dict[str, _Attempt] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
         calls.subscribers.append(self.on_event)
 
@@ -158,22 +185,59 @@ class ProgressiveCampaign:
         if not picked or floor.leg is None:
             return
         lead = picked[0]
-        call_id = str(uuid.uuid4())
+        if self.do_not_call(lead.phone):
+            # Checked at dial time: the number may have been added since the import.
+            self.leads[lead.lead_id] = dataclasses.replace(lead, state=LeadState.DNC)
+            return
+        attempt = _Attempt("", lead.lead_id, floor.agent.agent_id, self._loop.time())
+        dial = self._route(attempt, lead)
+        if dial is None:
+            return
         self.leads[lead.lead_id] = dataclasses.replace(lead, state=LeadState.IN_PROGRESS)
-        self._attempts[call_id] = _Attempt(
-            call_id, lead.lead_id, floor.agent.agent_id, self._loop.time()
-        )
-        self._apply(floor, AgentInput.RESERVE, call_id=call_id)
-        self.dialed.append(Dialed(lead.lead_id, call_id, floor.agent.agent_id, self.wall_now()))
+        self._apply(floor, AgentInput.RESERVE, call_id=attempt.reservation)
         if lead.is_follow_up:
             floor.counts = dataclasses.replace(floor.counts, follow_up=floor.counts.follow_up + 1)
         else:
             floor.counts = dataclasses.replace(floor.counts, new=floor.counts.new + 1)
+        await self._place(floor, attempt, dial)
+
+    def _route(self, attempt: _Attempt, lead: LeadCandidate) -> Dial | None:
+        """A new call id and where it goes; None (lead left as it is, or failed) if nowhere."""
+        attempt.call_id = str(uuid.uuid4())
+        attempt.reservation = attempt.reservation or attempt.call_id
+        if self.trunks is None:
+            assert self.route is not None
+            return self.route(lead.phone)
+        chosen = self.trunks.choose(lead.phone, self._loop.time(), exclude=attempt.tried)
+        if isinstance(chosen, NoRoute):
+            if chosen.reason is NoRouteReason.NOT_ACCEPTED:
+                log.warning("lead %s: %s", lead.lead_id, chosen)
+                self.leads[lead.lead_id] = dataclasses.replace(lead, state=LeadState.FAILED)
+            return None  # busy, rate limited or down: the lead waits for the next tick
+        attempt.trunk = chosen.trunk
+        attempt.tried = attempt.tried | {chosen.trunk}
+        address = self.trunk_addresses[chosen.trunk]
+        return Dial(
+            f"sip:{chosen.dial_string}@{address.host}:{address.port}",
+            (address.host, address.port),
+            username=address.username,
+            password=address.password,
+            trunk=chosen.trunk,
+        )
+
+    async def _place(self, floor: FloorAgent, attempt: _Attempt, dial: Dial) -> None:
+        self._attempts[attempt.call_id] = attempt
+        self.dialed.append(
+            Dialed(
+                attempt.lead_id, attempt.call_id, attempt.agent_id, self.wall_now(), attempt.trunk
+            )
+        )
+        assert floor.leg is not None
         try:
-            await self.calls.call_for_agent(floor.leg, self.route(lead.phone), call_id=call_id)
+            await self.calls.call_for_agent(floor.leg, dial, call_id=attempt.call_id)
         except Exception:
-            log.exception("dialing lead %s failed", lead.lead_id)
-            self._finish(self._attempts[call_id], CallOutcome.TRUNK_FAILURE)
+            log.exception("dialing lead %s failed", attempt.lead_id)
+            self._finish(attempt, CallOutcome.TRUNK_FAILURE, None)
 
     # -- what happened ---------------------------------------------------
 
@@ -202,14 +266,21 @@ class ProgressiveCampaign:
             attempt.answered = True
         elif isinstance(event, CallBridged):
             attempt.bridged = True
-            self._apply(self.agents[attempt.agent_id], AgentInput.BRIDGED, call_id=attempt.call_id)
+            self._apply(
+                self.agents[attempt.agent_id], AgentInput.BRIDGED, call_id=attempt.reservation
+            )
         else:
             outcome = CallOutcome.NO_ANSWER if attempt.rang_out else event.outcome
-            self._finish(attempt, outcome)
+            self._finish(attempt, outcome, event.status)
 
-    def _finish(self, attempt: _Attempt, outcome: CallOutcome) -> None:
+    def _finish(self, attempt: _Attempt, outcome: CallOutcome, status: int | None) -> None:
         self._attempts.pop(attempt.call_id, None)
         lead = self.leads[attempt.lead_id]
+        if self.trunks is not None and attempt.trunk is not None:
+            self.trunks.release(attempt.trunk)
+            self.trunks.on_result(attempt.trunk, status, self._loop.time())
+            if outcome is CallOutcome.TRUNK_FAILURE and self._fail_over(attempt, lead):
+                return
         decision = decide(outcome, lead.attempts, self.wall_now(), self.rules)
         self.leads[lead.lead_id] = dataclasses.replace(
             lead,
@@ -222,6 +293,27 @@ class ProgressiveCampaign:
             self._apply(floor, AgentInput.CALL_ENDED)
         elif floor.agent.state is AgentState.RESERVED:
             self._apply(floor, AgentInput.RELEASE)
+
+    def _fail_over(self, attempt: _Attempt, lead: LeadCandidate) -> bool:
+        """Try the same lead on the next trunk at once; the agent stays reserved for it."""
+        floor = self.agents[attempt.agent_id]
+        if floor.leg is None or floor.agent.state is not AgentState.RESERVED:
+            return False
+        retry = _Attempt(
+            "",
+            attempt.lead_id,
+            attempt.agent_id,
+            self._loop.time(),
+            tried=attempt.tried,
+            reservation=attempt.reservation,
+        )
+        dial = self._route(retry, lead)
+        if dial is None:
+            return False
+        task = self._loop.create_task(self._place(floor, retry, dial))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
 
     def _agent_of_leg(self, leg: str) -> FloorAgent | None:
         for floor in self.agents.values():

@@ -25,8 +25,9 @@ from dialer.app import running_service
 from dialer.calls.manager import Dial
 from dialer.campaigns.hopper import CampaignHours, LeadCandidate
 from dialer.campaigns.recycling import LeadState, RetryRules
+from dialer.campaigns.trunks import TrunkPool, TrunkSpec
 from dialer.campaigns.windows import CallingWindows
-from dialer.dialing.progressive import ProgressiveCampaign
+from dialer.dialing.progressive import ProgressiveCampaign, TrunkAddress
 from dialer.events import CallBridged, CallEnded, RecordingClosed
 
 pytestmark = pytest.mark.integration
@@ -158,3 +159,66 @@ async def test_every_lead_ends_in_the_right_state_and_failures_never_reach_an_ag
     lost = [e for e in campaign.agent_events if e.agent == "a3" and e.reason == "phone_lost"]
     assert lost
     assert not any(d.agent_id == "a3" for d in campaign.dialed)
+
+
+async def test_a_failing_trunk_fails_over_to_the_next_and_do_not_call_is_checked_at_dial_time(
+    tmp_path: Path, sipp_factory: Callable[..., Sipp]
+) -> None:
+    talk = write_ulaw(tmp_path / "customer.ul", tone(CUSTOMER_HZ, 10))
+    desk = write_ulaw(tmp_path / "agent.ul", tone(AGENT_HZ, 60))
+    primary = sipp_factory("uas_reject.xml", keys={"status": "503", "cause": "34"})
+    backup = sipp_factory("uas_answer_hangup.xml", rtp_file=talk, duration_ms=1000, timeout=60)
+    phone = sipp_factory("uas_answer.xml", rtp_file=desk, timeout=60)
+    for peer in (primary, backup, phone):
+        await peer.start()
+    pool = TrunkPool(
+        [
+            TrunkSpec("primary", max_channels=10, max_cps=5, priority=0, strip_country_code=True),
+            TrunkSpec("backup", max_channels=10, max_cps=5, priority=1, strip_country_code=True),
+        ]
+    )
+    addresses = {
+        "primary": TrunkAddress(LOOPBACK, primary.port),
+        "backup": TrunkAddress(LOOPBACK, backup.port),
+    }
+    dnc = {"+8613900000002"}  # added after the list was imported
+    seen = Seen()
+    async with running_service(service_config(tmp_path / "recordings")) as service:
+        service.subscribe(seen)
+        campaign = ProgressiveCampaign(
+            service.calls,
+            campaign_id="c1",
+            hours=CampaignHours(open_now(datetime.now(UTC)), "UTC"),
+            rules=RetryRules(),
+            trunks=pool,
+            trunk_addresses=addresses,
+            do_not_call=dnc.__contains__,
+            ring_timeout_s=15.0,
+        )
+        campaign.add_leads([lead("L1", "+8613900000001"), lead("L2", "+8613900000002")])
+        stop = asyncio.Event()
+        runner = asyncio.create_task(campaign.run(stop))
+        await campaign.sign_in("a1", Dial(f"sip:a1@{phone.address}", (LOOPBACK, phone.port)))
+        await until(
+            seen,
+            lambda: (
+                campaign.leads["L1"].state is LeadState.DONE
+                and campaign.leads["L2"].state is not LeadState.NEW
+            ),
+            20,
+        )
+        stop.set()
+        await runner
+        leg = campaign.agents["a1"].leg
+        assert leg is not None
+        service.calls.disconnect_agent(leg)
+        await seen.first(CallEnded, {leg}, within=10)
+    tries = [(d.lead_id, d.trunk) for d in campaign.dialed]
+    assert tries == [("L1", "primary"), ("L1", "backup")]
+    assert campaign.leads["L1"].attempts == 1  # the 503 did not burn an attempt
+    assert campaign.leads["L2"].state is LeadState.DNC
+    health = pool.health()
+    assert (health["primary"].failures, health["primary"].in_use) == (1, 0)
+    assert (health["backup"].failures, health["backup"].in_use) == (0, 0)
+    bridged = [e for e in seen.events if isinstance(e, CallBridged)]
+    assert [e.call_id for e in bridged] == [campaign.dialed[1].call_id]
