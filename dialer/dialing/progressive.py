@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MIN_RING_S = 15.0  # DESIGN.md: a ring is never given up before 15 s
 TICK_S = 0.1
+RECONCILE_S = 5.0  # how often each agent's state is checked against its real legs
 
 
 @dataclass
@@ -157,8 +158,12 @@ class ProgressiveCampaign:
     # -- the loop --------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        next_reconcile = self._loop.time() + RECONCILE_S
         while not stop.is_set():
             now = self._loop.time()
+            if now >= next_reconcile:
+                next_reconcile = now + RECONCILE_S
+                self.reconcile(now)
             for attempt in list(self._attempts.values()):
                 if not attempt.answered and now - attempt.started >= self.ring_timeout_s:
                     attempt.rang_out = True
@@ -171,6 +176,28 @@ class ProgressiveCampaign:
                     await self._dial_for(floor)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_S)
+
+    def reconcile(self, now: float) -> None:
+        """Correct any agent whose state disagrees with its legs (a lost event, a bug)."""
+        for agent_id, floor in self.agents.items():
+            leg = self.calls.agent_legs.get(floor.leg) if floor.leg is not None else None
+            bridged = next(
+                (
+                    a.reservation
+                    for a in self._attempts.values()
+                    if a.agent_id == agent_id and a.bridged
+                ),
+                None,
+            )
+            for change in floor.agent.reconcile(
+                leg is not None and leg.answered, bridged, now, self._wall(now)
+            ):
+                log.warning("agent %s drifted; corrected to %s", agent_id, change.state)
+                self.agent_events.append(change)
+
+    @property
+    def drift_corrections(self) -> int:
+        return sum(floor.agent.drift_corrections for floor in self.agents.values())
 
     async def _dial_for(self, floor: FloorAgent) -> None:
         picked = Hopper.pick(

@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from audio import tone, write_ulaw
-from peers import Sipp
+from audio import tone, write_ulaw, write_wav
+from peers import Baresip, Sipp
 from peers.ports import LOOPBACK
-from support import AGENT_HZ, CUSTOMER_HZ, Seen, service_config
+from support import AGENT_HZ, CUSTOMER_HZ, EXTENSION, PASSWORD, Seen, service_config
 
 from dialer.agents.state import AgentState
 from dialer.app import running_service
@@ -28,7 +28,9 @@ from dialer.campaigns.recycling import LeadState, RetryRules
 from dialer.campaigns.trunks import TrunkPool, TrunkSpec
 from dialer.campaigns.windows import CallingWindows
 from dialer.dialing.progressive import ProgressiveCampaign, TrunkAddress
-from dialer.events import CallBridged, CallEnded, RecordingClosed
+from dialer.events import CallBridged, CallEnded, PhoneUnregistered, RecordingClosed
+from dialer.sip.autoanswer import auto_answer_headers
+from dialer.sip.uri import SipUri
 
 pytestmark = pytest.mark.integration
 
@@ -222,3 +224,51 @@ async def test_a_failing_trunk_fails_over_to_the_next_and_do_not_call_is_checked
     assert (health["backup"].failures, health["backup"].in_use) == (0, 0)
     bridged = [e for e in seen.events if isinstance(e, CallBridged)]
     assert [e.call_id for e in bridged] == [campaign.dialed[1].call_id]
+
+
+async def test_an_agent_whose_phone_unregisters_is_paused_not_left_ready(
+    tmp_path: Path, baresip_factory: Callable[..., Baresip]
+) -> None:
+    desk = write_wav(tmp_path / "agent.wav", tone(AGENT_HZ, 30))
+    seen = Seen()
+    async with running_service(service_config(tmp_path / "recordings")) as service:
+        service.subscribe(seen)
+        host, port = service.sip_address
+        phone = baresip_factory(
+            user=EXTENSION, password=PASSWORD, registrar=f"{host}:{port}", audio_file=desk
+        )
+        await phone.start()
+        await phone.wait_event("REGISTER_OK", timeout=10)
+        registrar = service.endpoint.registrar
+        assert registrar is not None
+        [binding] = registrar.lookup(EXTENSION, asyncio.get_running_loop().time())
+        contact = SipUri.parse(binding.contact)
+        campaign = ProgressiveCampaign(
+            service.calls,
+            campaign_id="c1",
+            hours=CampaignHours(open_now(datetime.now(UTC)), "UTC"),
+            rules=RetryRules(),
+            route=lambda number: Dial(f"sip:{number}@{LOOPBACK}", (LOOPBACK, 9)),
+        )
+        stop = asyncio.Event()
+        runner = asyncio.create_task(campaign.run(stop))
+        await campaign.sign_in(
+            "a1",
+            Dial(
+                binding.contact,
+                (contact.host, contact.port or 5060),
+                extra_headers=auto_answer_headers("baresip"),
+            ),
+            extension=EXTENSION,
+        )
+        agent = campaign.agents["a1"].agent
+        await until(seen, lambda: agent.state is AgentState.READY, 10)
+        await phone.stop()  # the phone unregisters (and drops its calls) as it goes
+        await until(seen, lambda: agent.state is AgentState.PAUSED, 10)
+        stop.set()
+        await runner
+    unregistered = [e for e in seen.events if isinstance(e, PhoneUnregistered)]
+    assert [e.extension for e in unregistered] == [EXTENSION]
+    assert agent.pause_reason is not None and agent.pause_reason.code == "phone_lost"
+    assert campaign.agents["a1"].leg is None
+    assert campaign.dialed == []
