@@ -29,7 +29,7 @@ from dialer.campaigns.hopper import CampaignHours, LeadCandidate
 from dialer.campaigns.recycling import LeadState, RetryRules
 from dialer.campaigns.windows import CallingWindows
 from dialer.config import Config, PhoneConfig, SipConfig
-from dialer.dialing.progressive import ProgressiveCampaign
+from dialer.dialing.runner import CampaignRunner
 from dialer.events import (
     CallBridged,
     CallEnded,
@@ -199,7 +199,7 @@ async def run_demo(phones: int, duration: float, data_dir: Path) -> DemoSummary:
                     await changed.wait()
         summary.registered_at_service = len(registrar.registered_extensions(loop.time()))
         # The floor: a progressive campaign; every agent is on a persistent connection.
-        campaign = ProgressiveCampaign(
+        campaign = CampaignRunner(
             service.calls,
             campaign_id="demo",
             hours=CampaignHours(CallingWindows.parse({"mon-sun": ["00:00-24:00"]}), "UTC"),

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 from peers.ports import LOOPBACK
 
+from dialer.campaigns.hopper import LeadCandidate
+from dialer.campaigns.recycling import LeadState
+from dialer.campaigns.windows import CallingWindows
 from dialer.config import Config, MediaConfig, PhoneConfig, SipConfig
 from dialer.events import CallEvent, Event
 
@@ -41,4 +47,38 @@ def service_config(recordings: Path) -> Config:
         sip=SipConfig(bind_host=LOOPBACK, udp_port=0, tcp_port=0),
         phones=(PhoneConfig(EXTENSION, PASSWORD, vendor="baresip"),),
         media=MediaConfig(recordings_dir=str(recordings), media_timeout_s=10.0),
+    )
+
+
+def open_now(now: datetime) -> CallingWindows:
+    """A window of two hours around ``now`` in UTC (clipped to the day)."""
+    minute = now.hour * 60 + now.minute
+    start, end = max(0, minute - 60), min(24 * 60, minute + 60)
+    return CallingWindows.parse({"mon-sun": [f"{_hhmm(start)}-{_hhmm(end)}"]})
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+async def until(seen: Seen, condition: Callable[[], bool], within: float) -> None:
+    async with asyncio.timeout(within):
+        while not condition():
+            seen.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(seen.changed.wait(), 0.2)
+
+
+def lead(lead_id: str, phone: str, timezone: str | None = None) -> LeadCandidate:
+    return LeadCandidate(
+        lead_id=lead_id,
+        phone=phone,
+        timezone=timezone,
+        priority=0,
+        state=LeadState.NEW,
+        next_attempt_at=None,
+        attempts=0,
+        is_follow_up=False,
+        callback=None,
+        campaign_id="c1",
     )

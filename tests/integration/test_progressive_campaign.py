@@ -9,7 +9,6 @@ connections; one agent's phone drops mid-shift.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,55 +17,30 @@ import pytest
 from audio import tone, write_ulaw, write_wav
 from peers import Baresip, Sipp
 from peers.ports import LOOPBACK
-from support import AGENT_HZ, CUSTOMER_HZ, EXTENSION, PASSWORD, Seen, service_config
+from support import (
+    AGENT_HZ,
+    CUSTOMER_HZ,
+    EXTENSION,
+    PASSWORD,
+    Seen,
+    lead,
+    open_now,
+    service_config,
+    until,
+)
 
 from dialer.agents.state import AgentState
 from dialer.app import running_service
 from dialer.calls.manager import Dial
-from dialer.campaigns.hopper import CampaignHours, LeadCandidate
+from dialer.campaigns.hopper import CampaignHours
 from dialer.campaigns.recycling import LeadState, RetryRules
 from dialer.campaigns.trunks import TrunkPool, TrunkSpec
-from dialer.campaigns.windows import CallingWindows
-from dialer.dialing.progressive import ProgressiveCampaign, TrunkAddress
+from dialer.dialing.runner import CampaignRunner, TrunkAddress
 from dialer.events import CallBridged, CallEnded, PhoneUnregistered, RecordingClosed
 from dialer.sip.autoanswer import auto_answer_headers
 from dialer.sip.uri import SipUri
 
 pytestmark = pytest.mark.integration
-
-
-def open_now(now: datetime) -> CallingWindows:
-    """A window of two hours around ``now`` in UTC (clipped to the day)."""
-    minute = now.hour * 60 + now.minute
-    start, end = max(0, minute - 60), min(24 * 60, minute + 60)
-    return CallingWindows.parse({"mon-sun": [f"{_hhmm(start)}-{_hhmm(end)}"]})
-
-
-def _hhmm(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-async def until(seen: Seen, condition: Callable[[], bool], within: float) -> None:
-    async with asyncio.timeout(within):
-        while not condition():
-            seen.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(seen.changed.wait(), 0.2)
-
-
-def lead(lead_id: str, phone: str, timezone: str | None = None) -> LeadCandidate:
-    return LeadCandidate(
-        lead_id=lead_id,
-        phone=phone,
-        timezone=timezone,
-        priority=0,
-        state=LeadState.NEW,
-        next_attempt_at=None,
-        attempts=0,
-        is_follow_up=False,
-        callback=None,
-        campaign_id="c1",
-    )
 
 
 async def test_every_lead_ends_in_the_right_state_and_failures_never_reach_an_agent(
@@ -96,7 +70,7 @@ async def test_every_lead_ends_in_the_right_state_and_failures_never_reach_an_ag
     seen = Seen()
     async with running_service(service_config(tmp_path / "recordings")) as service:
         service.subscribe(seen)
-        campaign = ProgressiveCampaign(
+        campaign = CampaignRunner(
             service.calls,
             campaign_id="c1",
             hours=CampaignHours(open_now(now), "UTC"),
@@ -144,7 +118,7 @@ async def test_every_lead_ends_in_the_right_state_and_failures_never_reach_an_ag
     }
     assert campaign.leads["L2"].next_attempt_at is not None
     assert campaign.leads["L2"].next_attempt_at >= now + timedelta(minutes=29)
-    dialed = [d.lead_id for d in campaign.dialed]
+    dialed = [d.lead_id or "" for d in campaign.dialed]
     assert sorted(dialed) == ["L1", "L2", "L3", "L4", "L5"]  # each once, L6 never
     # Only the live answer reached an agent; the failures were never bridged.
     bridged = {e.call_id for e in seen.events if isinstance(e, CallBridged)}
@@ -187,7 +161,7 @@ async def test_a_failing_trunk_fails_over_to_the_next_and_do_not_call_is_checked
     seen = Seen()
     async with running_service(service_config(tmp_path / "recordings")) as service:
         service.subscribe(seen)
-        campaign = ProgressiveCampaign(
+        campaign = CampaignRunner(
             service.calls,
             campaign_id="c1",
             hours=CampaignHours(open_now(datetime.now(UTC)), "UTC"),
@@ -243,7 +217,7 @@ async def test_an_agent_whose_phone_unregisters_is_paused_not_left_ready(
         assert registrar is not None
         [binding] = registrar.lookup(EXTENSION, asyncio.get_running_loop().time())
         contact = SipUri.parse(binding.contact)
-        campaign = ProgressiveCampaign(
+        campaign = CampaignRunner(
             service.calls,
             campaign_id="c1",
             hours=CampaignHours(open_now(datetime.now(UTC)), "UTC"),

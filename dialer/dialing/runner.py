@@ -1,4 +1,15 @@
-"""Progressive dialing: one customer call per ready agent, over the agent's persistent leg.
+"""A campaign's dialing: manual, preview and progressive modes over the call manager.
+
+- progressive: one customer call per READY agent, over the agent's persistent
+  leg (the desk phone was called once at sign-in), bridged on answer;
+- preview: the agent is shown the next lead and accepts (it is dialed) or
+  skips it (the skip is recorded and the lead stays for the next turn);
+- manual: the agent submits a number; it is normalised, checked against
+  do-not-call and dialed from the campaign.
+
+Preview and manual work over a per-call connection when the agent signed in
+without one (the desk phone rings with each call) and over the persistent
+leg otherwise.
 
 The pure parts decide: the agent state machine (``dialer.agents.state``), the
 hopper (which lead next), calling windows and the retry rules
@@ -20,7 +31,8 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from dialer.agents.state import Agent, AgentInput, AgentPolicy, AgentState
 from dialer.calls.manager import CallManager, Dial
@@ -36,12 +48,30 @@ from dialer.events import (
     Event,
     PhoneUnregistered,
 )
+from dialer.leads.phone import CHINA, NumberingPlan, normalise
 
 log = logging.getLogger(__name__)
 
 MIN_RING_S = 15.0  # DESIGN.md: a ring is never given up before 15 s
 TICK_S = 0.1
 RECONCILE_S = 5.0  # how often each agent's state is checked against its real legs
+SKIP_DEFERRAL = timedelta(minutes=30)  # a skipped lead comes back to the hopper after this
+
+
+class DialMode(StrEnum):
+    MANUAL = "manual"
+    PREVIEW = "preview"
+    PROGRESSIVE = "progressive"
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A previewed lead the agent passed over: recorded, so cherry-picking shows."""
+
+    lead_id: str
+    agent_id: str
+    reason: str
+    at: datetime
 
 
 @dataclass
@@ -51,6 +81,7 @@ class FloorAgent:
     extension: str | None = None  # the desk phone's registration, to notice it leaving
     leg: str | None = None
     counts: AgentDayCounts = field(default_factory=AgentDayCounts)
+    preview: LeadCandidate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +97,13 @@ class TrunkAddress:
 @dataclass
 class _Attempt:
     call_id: str
-    lead_id: str
+    lead_id: str | None  # None: a manual dial of a number, not a lead
     agent_id: str
     started: float
     trunk: str | None = None
     tried: frozenset[str] = frozenset()
     reservation: str = ""  # the agent is reserved under the first try's call id
+    number: str = ""
     answered: bool = False
     bridged: bool = False
     rang_out: bool = False
@@ -81,14 +113,15 @@ class _Attempt:
 class Dialed:
     """One dial attempt, for the audit trail (and the tests' 'never twice' check)."""
 
-    lead_id: str
+    lead_id: str | None
     call_id: str
     agent_id: str
     at: datetime
     trunk: str | None = None
+    number: str = ""
 
 
-class ProgressiveCampaign:
+class CampaignRunner:
     def __init__(
         self,
         calls: CallManager,
@@ -101,6 +134,8 @@ class ProgressiveCampaign:
         trunk_addresses: Mapping[str, TrunkAddress] | None = None,
         do_not_call: Callable[[str], bool] = lambda number: False,
         ring_timeout_s: float = 30.0,
+        mode: DialMode = DialMode.PROGRESSIVE,
+        plan: NumberingPlan = CHINA,
         policy: AgentPolicy | None = None,
         mix: MixTarget | None = None,
         wall_now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -116,6 +151,9 @@ class ProgressiveCampaign:
         if missing:
             raise ValueError(f"campaign {campaign_id}: no address for trunks {', '.join(missing)}")
         self.trunks = trunks
+        self.mode = DialMode(mode)
+        self.plan = plan
+        self.skips: list[Skip] = []
         self.trunk_addresses = dict(trunk_addresses or {})
         self.do_not_call = do_not_call
         self.calls = calls
@@ -150,7 +188,8 @@ class ProgressiveCampaign:
         self.agents[agent_id] = floor
         self._apply(floor, AgentInput.SIGN_IN)
         self._apply(floor, AgentInput.READY)
-        floor.leg = await self.calls.connect_agent(agent_id, phone)
+        if self.policy.persistent_connection:
+            floor.leg = await self.calls.connect_agent(agent_id, phone)
 
     def ready(self, agent_id: str) -> None:
         self._apply(self.agents[agent_id], AgentInput.READY)
@@ -172,7 +211,11 @@ class ProgressiveCampaign:
                 change = floor.agent.handle_timer(now, self._wall(now))
                 if change is not None:
                     self.agent_events.append(change)
-                if floor.agent.state is AgentState.READY and floor.leg is not None:
+                if (
+                    self.mode is DialMode.PROGRESSIVE
+                    and floor.agent.state is AgentState.READY
+                    and floor.leg is not None
+                ):
                     await self._dial_for(floor)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_S)
@@ -199,22 +242,123 @@ class ProgressiveCampaign:
     def drift_corrections(self) -> int:
         return sum(floor.agent.drift_corrections for floor in self.agents.values())
 
-    async def _dial_for(self, floor: FloorAgent) -> None:
-        picked = Hopper.pick(
-            self.leads.values(),
-            self.wall_now(),
-            agent_id=floor.agent.agent_id,
-            windows={self.campaign_id: self.hours},
-            mix=self.mix,
-            agent_counts=floor.counts,
-            limit=1,
+    # -- preview and manual -------------------------------------------------
+
+    def preview_next(self, agent_id: str) -> LeadCandidate | None:
+        """Show the agent the next lead (the dialer picks it); reserves the agent for it."""
+        floor = self._ready_agent(agent_id)
+        if floor.preview is not None:
+            return floor.preview
+        lead = self._pick(floor)
+        if lead is None:
+            return None
+        self.leads[lead.lead_id] = dataclasses.replace(lead, state=LeadState.IN_PROGRESS)
+        floor.preview = lead
+        self._apply(floor, AgentInput.RESERVE, call_id=f"preview-{lead.lead_id}")
+        return lead
+
+    async def accept_preview(self, agent_id: str) -> str:
+        """Dial the previewed lead; returns the call id."""
+        floor = self.agents[agent_id]
+        lead = floor.preview
+        if lead is None:
+            raise ValueError(f"agent {agent_id} has no lead in preview")
+        floor.preview = None
+        attempt = _Attempt("", lead.lead_id, agent_id, self._loop.time())
+        attempt.reservation = f"preview-{lead.lead_id}"
+        dial = self._route(attempt, lead)
+        if dial is None:
+            self.leads[lead.lead_id] = lead  # no route now: the lead waits as it was
+            self._apply(floor, AgentInput.RELEASE)
+            raise ValueError(f"lead {lead.lead_id}: no trunk can take {lead.phone} now")
+        self._count(floor, lead)
+        await self._place(floor, attempt, dial)
+        return attempt.call_id
+
+    def skip_preview(self, agent_id: str, reason: str) -> None:
+        """Pass over the previewed lead: it goes back as it was, and the skip is kept."""
+        floor = self.agents[agent_id]
+        lead = floor.preview
+        if lead is None:
+            raise ValueError(f"agent {agent_id} has no lead in preview")
+        if not reason.strip():
+            raise ValueError(f"agent {agent_id}: a skip needs a reason")
+        floor.preview = None
+        # Back as it was, but not at the head of the queue: the next preview moves on.
+        self.leads[lead.lead_id] = dataclasses.replace(
+            lead, next_attempt_at=self.wall_now() + SKIP_DEFERRAL
         )
-        if not picked or floor.leg is None:
-            return
-        lead = picked[0]
-        if self.do_not_call(lead.phone):
+        self.skips.append(Skip(lead.lead_id, agent_id, reason, self.wall_now()))
+        self._apply(floor, AgentInput.RELEASE)
+
+    async def manual_dial(self, agent_id: str, raw_number: str) -> str:
+        """Dial a number the agent typed, from this campaign; returns the call id."""
+        floor = self.agents.get(agent_id)
+        if floor is None:
+            raise ValueError(f"agent {agent_id} is not signed in to campaign {self.campaign_id}")
+        number = normalise(raw_number, self.plan)  # InvalidNumber names what is wrong
+        if self.do_not_call(number):
+            raise ValueError(f"{number} is on the do-not-call list")
+        if floor.agent.state not in (AgentState.READY, AgentState.PAUSED):
+            raise ValueError(f"agent {agent_id} is {floor.agent.state.value}, not free to dial")
+        probe = LeadCandidate(
+            lead_id=f"manual-{number}",
+            phone=number,
+            timezone=None,
+            priority=0,
+            state=LeadState.NEW,
+            next_attempt_at=None,
+            attempts=0,
+            is_follow_up=False,
+            callback=None,
+            campaign_id=self.campaign_id,
+        )
+        attempt = _Attempt("", None, agent_id, self._loop.time())
+        dial = self._route(attempt, probe)
+        if dial is None:
+            raise ValueError(f"no trunk can take {number} now")
+        self._apply(floor, AgentInput.RESERVE, call_id=attempt.reservation)
+        await self._place(floor, attempt, dial, number=number)
+        return attempt.call_id
+
+    def _ready_agent(self, agent_id: str) -> FloorAgent:
+        floor = self.agents.get(agent_id)
+        if floor is None:
+            raise ValueError(f"agent {agent_id} is not signed in to campaign {self.campaign_id}")
+        if floor.agent.state is not AgentState.READY and floor.preview is None:
+            raise ValueError(f"agent {agent_id} is {floor.agent.state.value}, not ready")
+        return floor
+
+    def _pick(self, floor: FloorAgent) -> LeadCandidate | None:
+        while True:
+            picked = Hopper.pick(
+                self.leads.values(),
+                self.wall_now(),
+                agent_id=floor.agent.agent_id,
+                windows={self.campaign_id: self.hours},
+                mix=self.mix,
+                agent_counts=floor.counts,
+                limit=1,
+            )
+            if not picked:
+                return None
+            lead = picked[0]
+            if not self.do_not_call(lead.phone):
+                return lead
             # Checked at dial time: the number may have been added since the import.
             self.leads[lead.lead_id] = dataclasses.replace(lead, state=LeadState.DNC)
+
+    def _count(self, floor: FloorAgent, lead: LeadCandidate) -> None:
+        if lead.is_follow_up:
+            floor.counts = dataclasses.replace(floor.counts, follow_up=floor.counts.follow_up + 1)
+        else:
+            floor.counts = dataclasses.replace(floor.counts, new=floor.counts.new + 1)
+
+    # -- progressive -----------------------------------------------------------
+
+    async def _dial_for(self, floor: FloorAgent) -> None:
+        lead = self._pick(floor)
+        if lead is None or floor.leg is None:
             return
         attempt = _Attempt("", lead.lead_id, floor.agent.agent_id, self._loop.time())
         dial = self._route(attempt, lead)
@@ -222,22 +366,20 @@ class ProgressiveCampaign:
             return
         self.leads[lead.lead_id] = dataclasses.replace(lead, state=LeadState.IN_PROGRESS)
         self._apply(floor, AgentInput.RESERVE, call_id=attempt.reservation)
-        if lead.is_follow_up:
-            floor.counts = dataclasses.replace(floor.counts, follow_up=floor.counts.follow_up + 1)
-        else:
-            floor.counts = dataclasses.replace(floor.counts, new=floor.counts.new + 1)
+        self._count(floor, lead)
         await self._place(floor, attempt, dial)
 
     def _route(self, attempt: _Attempt, lead: LeadCandidate) -> Dial | None:
         """A new call id and where it goes; None (lead left as it is, or failed) if nowhere."""
         attempt.call_id = str(uuid.uuid4())
         attempt.reservation = attempt.reservation or attempt.call_id
+        attempt.number = lead.phone
         if self.trunks is None:
             assert self.route is not None
             return self.route(lead.phone)
         chosen = self.trunks.choose(lead.phone, self._loop.time(), exclude=attempt.tried)
         if isinstance(chosen, NoRoute):
-            if chosen.reason is NoRouteReason.NOT_ACCEPTED:
+            if chosen.reason is NoRouteReason.NOT_ACCEPTED and lead.lead_id in self.leads:
                 log.warning("lead %s: %s", lead.lead_id, chosen)
                 self.leads[lead.lead_id] = dataclasses.replace(lead, state=LeadState.FAILED)
             return None  # busy, rate limited or down: the lead waits for the next tick
@@ -252,16 +394,26 @@ class ProgressiveCampaign:
             trunk=chosen.trunk,
         )
 
-    async def _place(self, floor: FloorAgent, attempt: _Attempt, dial: Dial) -> None:
+    async def _place(
+        self, floor: FloorAgent, attempt: _Attempt, dial: Dial, *, number: str = ""
+    ) -> None:
         self._attempts[attempt.call_id] = attempt
         self.dialed.append(
             Dialed(
-                attempt.lead_id, attempt.call_id, attempt.agent_id, self.wall_now(), attempt.trunk
+                attempt.lead_id,
+                attempt.call_id,
+                attempt.agent_id,
+                self.wall_now(),
+                attempt.trunk,
+                number or attempt.number,
             )
         )
-        assert floor.leg is not None
         try:
-            await self.calls.call_for_agent(floor.leg, dial, call_id=attempt.call_id)
+            if floor.leg is not None:
+                await self.calls.call_for_agent(floor.leg, dial, call_id=attempt.call_id)
+            else:
+                # Per-call connection: the desk phone rings with the customer's call.
+                await self.calls.bridge_call(dial, floor.phone, call_id=attempt.call_id)
         except Exception:
             log.exception("dialing lead %s failed", attempt.lead_id)
             self._finish(attempt, CallOutcome.TRUNK_FAILURE, None)
@@ -302,30 +454,43 @@ class ProgressiveCampaign:
 
     def _finish(self, attempt: _Attempt, outcome: CallOutcome, status: int | None) -> None:
         self._attempts.pop(attempt.call_id, None)
-        lead = self.leads[attempt.lead_id]
+        lead = self.leads.get(attempt.lead_id) if attempt.lead_id is not None else None
         if self.trunks is not None and attempt.trunk is not None:
             self.trunks.release(attempt.trunk)
             self.trunks.on_result(attempt.trunk, status, self._loop.time())
-            if outcome is CallOutcome.TRUNK_FAILURE and self._fail_over(attempt, lead):
+            if outcome is CallOutcome.TRUNK_FAILURE and self._fail_over(attempt):
                 return
-        decision = decide(outcome, lead.attempts, self.wall_now(), self.rules)
-        self.leads[lead.lead_id] = dataclasses.replace(
-            lead,
-            state=decision.lead_state,
-            next_attempt_at=decision.next_attempt_at,
-            attempts=decision.attempts,
-        )
+        if lead is not None:
+            decision = decide(outcome, lead.attempts, self.wall_now(), self.rules)
+            self.leads[lead.lead_id] = dataclasses.replace(
+                lead,
+                state=decision.lead_state,
+                next_attempt_at=decision.next_attempt_at,
+                attempts=decision.attempts,
+            )
         floor = self.agents[attempt.agent_id]
         if floor.agent.state is AgentState.TALKING:
             self._apply(floor, AgentInput.CALL_ENDED)
         elif floor.agent.state is AgentState.RESERVED:
             self._apply(floor, AgentInput.RELEASE)
 
-    def _fail_over(self, attempt: _Attempt, lead: LeadCandidate) -> bool:
-        """Try the same lead on the next trunk at once; the agent stays reserved for it."""
+    def _fail_over(self, attempt: _Attempt) -> bool:
+        """Try the same number on the next trunk at once; the agent stays reserved for it."""
         floor = self.agents[attempt.agent_id]
-        if floor.leg is None or floor.agent.state is not AgentState.RESERVED:
+        if floor.agent.state is not AgentState.RESERVED:
             return False
+        lead = self.leads.get(attempt.lead_id or "") or LeadCandidate(
+            lead_id=f"manual-{attempt.number}",
+            phone=attempt.number,
+            timezone=None,
+            priority=0,
+            state=LeadState.NEW,
+            next_attempt_at=None,
+            attempts=0,
+            is_follow_up=False,
+            callback=None,
+            campaign_id=self.campaign_id,
+        )
         retry = _Attempt(
             "",
             attempt.lead_id,
