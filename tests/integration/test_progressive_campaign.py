@@ -44,7 +44,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_every_lead_ends_in_the_right_state_and_failures_never_reach_an_agent(
-    tmp_path: Path, sipp_factory: Callable[..., Sipp]
+    tmp_path: Path, sipp_factory: Callable[..., Sipp], baresip_factory: Callable[..., Baresip]
 ) -> None:
     talk = write_ulaw(tmp_path / "customer.ul", tone(CUSTOMER_HZ, 10))
     desk = write_ulaw(tmp_path / "agent.ul", tone(AGENT_HZ, 60))
@@ -57,7 +57,8 @@ async def test_every_lead_ends_in_the_right_state_and_failures_never_reach_an_ag
         "+8613800000004": sipp_factory("uas_reject.xml", keys={"status": "480", "cause": "20"}),
         "+8613800000005": sipp_factory("uas_ring_until_cancel.xml", timeout=60),
     }
-    phones = sipp_factory("uas_answer.xml", rtp_file=desk, calls=2, timeout=90)
+    phones = sipp_factory("uas_answer.xml", rtp_file=desk, calls=1, timeout=90)
+    desk_wav = write_wav(tmp_path / "agent.wav", tone(AGENT_HZ, 60))
     dropping = sipp_factory("uas_answer_hangup.xml", rtp_file=desk, duration_ms=2000, timeout=60)
     for peer in [*peers.values(), phones, dropping]:
         await peer.start()
@@ -89,7 +90,26 @@ async def test_every_lead_ends_in_the_right_state_and_failures_never_reach_an_ag
         campaign.add_leads([lead(f"L{n}", number) for n, number in enumerate(peers, 1)])
         # Twelve hours ahead of UTC, this lead's window is closed: it must wait.
         campaign.add_leads([lead("L6", "+8613800000006", timezone="Etc/GMT-12")])
-        await campaign.sign_in("a1", Dial(f"sip:a1@{phones.address}", (LOOPBACK, phones.port)))
+        # a1 is a baresip desk phone registered to the service; a2 a SIPp one.
+        host, port = service.sip_address
+        baresip = baresip_factory(
+            user=EXTENSION, password=PASSWORD, registrar=f"{host}:{port}", audio_file=desk_wav
+        )
+        await baresip.start()
+        await baresip.wait_event("REGISTER_OK", timeout=10)
+        registrar = service.endpoint.registrar
+        assert registrar is not None
+        [binding] = registrar.lookup(EXTENSION, asyncio.get_running_loop().time())
+        contact = SipUri.parse(binding.contact)
+        await campaign.sign_in(
+            "a1",
+            Dial(
+                binding.contact,
+                (contact.host, contact.port or 5060),
+                extra_headers=auto_answer_headers("baresip"),
+            ),
+            extension=EXTENSION,
+        )
         await campaign.sign_in("a2", Dial(f"sip:a2@{phones.address}", (LOOPBACK, phones.port)))
         await until(
             seen,
@@ -106,6 +126,7 @@ async def test_every_lead_ends_in_the_right_state_and_failures_never_reach_an_ag
             if floor.leg is not None:
                 service.calls.disconnect_agent(floor.leg)
         await asyncio.sleep(0.5)
+        await baresip.stop()
 
     states = {lead_id: c.state for lead_id, c in campaign.leads.items()}
     assert states == {
@@ -135,6 +156,8 @@ async def test_every_lead_ends_in_the_right_state_and_failures_never_reach_an_ag
     lost = [e for e in campaign.agent_events if e.agent == "a3" and e.reason == "phone_lost"]
     assert lost
     assert not any(d.agent_id == "a3" for d in campaign.dialed)
+    # Both persistent legs carried calls: the baresip phone's and the SIPp one's.
+    assert {d.agent_id for d in campaign.dialed} == {"a1", "a2"}
 
 
 async def test_a_failing_trunk_fails_over_to_the_next_and_do_not_call_is_checked_at_dial_time(
