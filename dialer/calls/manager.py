@@ -135,6 +135,19 @@ class CallManager:
         self._flush()
         self._schedule()
 
+    async def _place_customer(
+        self, call_id: str, customer: Dial, record: bool, record_early_media: bool
+    ) -> None:
+        # The bridge exists before the INVITE leaves, so no early media is missed.
+        await self.place_leg(
+            call_id,
+            Side.CUSTOMER,
+            customer,
+            lambda: self.relay.create_bridge(
+                call_id, call_id, record=record, record_early_media=record_early_media
+            ),
+        )
+
     async def bridge_call(
         self,
         customer: Dial,
@@ -156,14 +169,7 @@ class CallManager:
         self._by_leg[call_id] = call
         self._by_leg[agent_leg] = call
         await self.place_leg(agent_leg, Side.AGENT, agent)
-        await self.place_leg(
-            call_id,
-            Side.CUSTOMER,
-            customer,
-            lambda: self.relay.create_bridge(
-                call_id, call_id, record=record, record_early_media=record_early_media
-            ),
-        )
+        await self._place_customer(call_id, customer, record, record_early_media)
         return call_id
 
     async def connect_agent(self, agent_id: str, phone: Dial) -> str:
@@ -198,14 +204,7 @@ class CallManager:
         leg.call_id = call_id
         self._calls[call_id] = call
         self._by_leg[call_id] = call
-        await self.place_leg(
-            call_id,
-            Side.CUSTOMER,
-            customer,
-            lambda: self.relay.create_bridge(
-                call_id, call_id, record=record, record_early_media=record_early_media
-            ),
-        )
+        await self._place_customer(call_id, customer, record, record_early_media)
         return call_id
 
     def disconnect_agent(self, agent_leg: str) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from dialer.events import Event, RecordingClosed, RecordingFailed
 from dialer.media.bridge import Bridge, Side
 from dialer.media.stream import Address, MediaStream
-from dialer.recording.repair import RepairReport, repair_directory
+from dialer.recording.repair import RepairedRecording, RepairReport, repair_directory
 from dialer.recording.writer import RecordingFailure, RecordingResult, RecordingWriter
 from dialer.sip.sdp import NegotiatedMedia
 from dialer.transport.rtp import RtpPorts, open_rtp_ports
@@ -287,43 +287,33 @@ class MediaRelay:
         report = self.startup_repairs
         if report is None:
             return []
-        return [
-            RecordingClosed(
-                call_id=fixed.call_id,
-                at_ms=self.wall(now),
-                mono=now,
-                path=str(fixed.path),
-                sha256=fixed.sha256,
-                duration_ms=fixed.duration_ms,
-                size_bytes=fixed.size_bytes,
-                agent_speech_ms=fixed.speech.agent_speech_ms,
-                customer_speech_ms=fixed.speech.customer_speech_ms,
-                overlap_ms=fixed.speech.overlap_ms,
-                longest_silence_ms=fixed.speech.longest_silence_ms,
-                repaired=True,
-            )
-            for fixed in report.repaired
-        ]
+        return [self._closed(fixed, now, repaired=True) for fixed in report.repaired]
+
+    def _closed(
+        self, result: RecordingResult | RepairedRecording, now: float, *, repaired: bool
+    ) -> RecordingClosed:
+        speech = result.speech
+        return RecordingClosed(
+            call_id=result.call_id,
+            at_ms=self.wall(now),
+            mono=now,
+            path=str(result.path),
+            sha256=result.sha256,
+            duration_ms=result.duration_ms,
+            size_bytes=result.size_bytes,
+            agent_speech_ms=speech.agent_speech_ms,
+            customer_speech_ms=speech.customer_speech_ms,
+            overlap_ms=speech.overlap_ms,
+            longest_silence_ms=speech.longest_silence_ms,
+            repaired=repaired,
+        )
 
     def _recording_done(self, result: RecordingResult | RecordingFailure) -> None:
         now = asyncio.get_running_loop().time()
         event: Event
         if isinstance(result, RecordingResult):
             self.counters.recordings_closed += 1
-            speech = result.speech
-            event = RecordingClosed(
-                call_id=result.call_id,
-                at_ms=self.wall(now),
-                mono=now,
-                path=str(result.path),
-                sha256=result.sha256,
-                duration_ms=result.duration_ms,
-                size_bytes=result.size_bytes,
-                agent_speech_ms=speech.agent_speech_ms,
-                customer_speech_ms=speech.customer_speech_ms,
-                overlap_ms=speech.overlap_ms,
-                longest_silence_ms=speech.longest_silence_ms,
-            )
+            event = self._closed(result, now, repaired=False)
         else:
             self.counters.recordings_failed += 1
             self._recording.discard(result.call_id)

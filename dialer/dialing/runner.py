@@ -301,7 +301,18 @@ class CampaignRunner:
             raise ValueError(f"{number} is on the do-not-call list")
         if floor.agent.state not in (AgentState.READY, AgentState.PAUSED):
             raise ValueError(f"agent {agent_id} is {floor.agent.state.value}, not free to dial")
-        probe = LeadCandidate(
+        probe = self._number_only(number)
+        attempt = _Attempt("", None, agent_id, self._loop.time())
+        dial = self._route(attempt, probe)
+        if dial is None:
+            raise ValueError(f"no trunk can take {number} now")
+        self._apply(floor, AgentInput.RESERVE, call_id=attempt.reservation)
+        await self._place(floor, attempt, dial, number=number)
+        return attempt.call_id
+
+    def _number_only(self, number: str) -> LeadCandidate:
+        """A stand-in lead for a manual dial: routed like a lead, recycled like none."""
+        return LeadCandidate(
             lead_id=f"manual-{number}",
             phone=number,
             timezone=None,
@@ -313,13 +324,6 @@ class CampaignRunner:
             callback=None,
             campaign_id=self.campaign_id,
         )
-        attempt = _Attempt("", None, agent_id, self._loop.time())
-        dial = self._route(attempt, probe)
-        if dial is None:
-            raise ValueError(f"no trunk can take {number} now")
-        self._apply(floor, AgentInput.RESERVE, call_id=attempt.reservation)
-        await self._place(floor, attempt, dial, number=number)
-        return attempt.call_id
 
     def _ready_agent(self, agent_id: str) -> FloorAgent:
         floor = self.agents.get(agent_id)
@@ -479,18 +483,7 @@ class CampaignRunner:
         floor = self.agents[attempt.agent_id]
         if floor.agent.state is not AgentState.RESERVED:
             return False
-        lead = self.leads.get(attempt.lead_id or "") or LeadCandidate(
-            lead_id=f"manual-{attempt.number}",
-            phone=attempt.number,
-            timezone=None,
-            priority=0,
-            state=LeadState.NEW,
-            next_attempt_at=None,
-            attempts=0,
-            is_follow_up=False,
-            callback=None,
-            campaign_id=self.campaign_id,
-        )
+        lead = self.leads.get(attempt.lead_id or "") or self._number_only(attempt.number)
         retry = _Attempt(
             "",
             attempt.lead_id,
