@@ -5,20 +5,49 @@ at once with the dotted key that is wrong, so an operator fixes a file in one
 pass instead of one error per restart. Secrets are never read from the file
 itself: a phone or trunk names an environment variable or a file that holds
 its password.
+
+Campaigns, agents and the agent policy live here too. Lists of tables
+(``[[phones]]``, ``[[trunks]]``, ``[[agents]]``, ``[[campaigns]]``) come from
+the file only; the environment overrides scalar keys of the single sections,
+``[agent_policy]`` included. Cross references (a campaign's trunks and agents,
+an agent's extension) are checked with everything else, so one pass reports
+them all.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from dialer.campaigns.windows import CallingWindows, CampaignError, zone
+
 ENV_PREFIX = "DIALER_"
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 VENDORS = ("generic", "yealink", "polycom", "grandstream", "snom", "cisco", "baresip")
 TRANSPORTS = ("udp", "tcp")
+CAMPAIGN_MODES = ("manual", "preview", "progressive", "predictive")
+AGENT_LEVELS = ("junior", "middle", "senior")
+# The agent state machine's own pause reasons (dialer.agents.state.SYSTEM_REASONS):
+# the system sets them, so a configured reason may not reuse their codes.
+SYSTEM_PAUSE_CODES = ("not_ready", "phone_lost", "wrap_up_exceeded")
+# The seeds' calling hours (REQUIREMENTS.md): weekdays 10:30-12:00 and 15:30-17:30.
+SEED_WINDOWS: Mapping[str, tuple[str, ...]] = {"mon-fri": ("10:30-12:00", "15:30-17:30")}
+DEFAULT_WINDOWS = CallingWindows.parse(SEED_WINDOWS)
+MIN_RING_TIMEOUT_S = 15.0  # DESIGN.md: a ring timeout is never shorter than 15 s
+MAX_ABANDON_CAP = 0.2
+
+# Ids end up in metric labels, file names and events: keep them plain.
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_SAFE_ID_RULE = "up to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+# Same rules as dialer.campaigns.trunks applies to a trunk spec.
+_E164_PREFIX = re.compile(r"\+\d{1,15}")
+_CALLER_ID = re.compile(r"\+?\d{3,15}")
 
 
 class ConfigError(Exception):
@@ -33,7 +62,7 @@ class ConfigError(Exception):
 class ServiceConfig:
     node_name: str = "node-1"
     data_dir: Path = Path("var")
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +123,70 @@ class TrunkConfig:
     max_calls_per_second: float = 5.0
     caller_id: str | None = None
     prefix: str = ""
+    priority: int = 0  # lower first (0 is the primary), as in DNS SRV
+    prefixes_allowed: tuple[str, ...] = ()  # E.164 prefixes such as "+861"; empty: any number
+    strip_country_code: bool = False  # dial national numbers (the trunk reaches one country)
+    caller_ids: tuple[str, ...] = ()  # rotated round-robin; empty: caller_id alone
 
 
 @dataclass(frozen=True, slots=True)
 class MetricsConfig:
     bind_host: str = "127.0.0.1"
     port: int = 9464
+
+
+@dataclass(frozen=True, slots=True)
+class PauseReasonConfig:
+    code: str
+    label: str
+    billable: bool = False  # whether the pause counts as paid working time
+
+
+DEFAULT_PAUSE_REASONS: tuple[PauseReasonConfig, ...] = (
+    PauseReasonConfig("break", "Break", billable=False),
+    PauseReasonConfig("training", "Training", billable=True),
+    PauseReasonConfig("meeting", "Meeting", billable=True),
+    PauseReasonConfig("toilet", "Toilet", billable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPolicyConfig:
+    wrap_up_limit_s: float = 30.0  # 0 disables wrap-up
+    pause_reasons: tuple[PauseReasonConfig, ...] = DEFAULT_PAUSE_REASONS
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    id: str
+    extension: str  # the desk phone, one of [[phones]]
+    name: str = ""  # empty: the id
+    team: str | None = None
+    level: str = "junior"
+    start_date: date | None = None
+    persistent_connection: bool = True  # nailed-up leg for progressive/predictive work
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignConfig:
+    id: str
+    mode: str  # one of CAMPAIGN_MODES; required: it decides who dials and how fast
+    name: str = ""  # empty: the id
+    trunks: tuple[str, ...] = ()  # names of [[trunks]], at least one
+    agents: tuple[str, ...] = ()  # ids of [[agents]], at least one
+    caller_id: str | None = None  # None: the trunk's caller ids
+    timezone: str = DEFAULT_TIMEZONE  # the leads' zone; loading defaults it to service's
+    windows: CallingWindows = DEFAULT_WINDOWS
+    max_attempts: int = 3
+    busy_retry_minutes: int = 30
+    no_answer_retry_minutes: int = 120
+    unavailable_retry_minutes: int = 240
+    ring_timeout_s: float = 30.0
+    record: bool = True
+    record_early_media: bool = False
+    effective_rule: str = "default"  # the effective-call rule the CDRs are judged by
+    abandon_cap: float = 0.03  # predictive: abandoned share of live answers
+    max_dial_level: float = 3.0  # predictive: calls in flight per available agent
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +198,9 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     phones: tuple[PhoneConfig, ...] = ()
     trunks: tuple[TrunkConfig, ...] = ()
+    agent_policy: AgentPolicyConfig = field(default_factory=AgentPolicyConfig)
+    agents: tuple[AgentConfig, ...] = ()
+    campaigns: tuple[CampaignConfig, ...] = ()
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -120,6 +210,9 @@ _SECTIONS: dict[str, type[Any]] = {
     "database": DatabaseConfig,
     "metrics": MetricsConfig,
 }
+# Single sections built by their own function (they hold a list of tables).
+_SPECIAL_SECTIONS = ("agent_policy",)
+_ARRAYS = ("phones", "trunks", "agents", "campaigns")
 
 
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -135,13 +228,13 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
     _apply_environment(raw, env, problems)
-    config = _build(raw, env, problems)
-    if config is not None:
-        problems.extend(validate(config))
+    built = _build(raw, env, problems)
+    if built is not None:
+        problems.extend(validate(*built))
     if problems:
         raise ConfigError(problems)
-    assert config is not None
-    return config
+    assert built is not None
+    return built[0]
 
 
 def _apply_environment(raw: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> None:
@@ -150,14 +243,45 @@ def _apply_environment(raw: dict[str, Any], env: Mapping[str, str], problems: li
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-        if section not in _SECTIONS:
+        if section in _ARRAYS:
+            problems.append(f"{name}: [[{section}]] comes from the file only")
+            continue
+        if section == "agent_policy" and key == "pause_reasons":
+            problems.append(f"{name}: agent_policy.pause_reasons comes from the file only")
+            continue
+        if section not in _SECTIONS and section not in _SPECIAL_SECTIONS:
             problems.append(f"{name}: unknown section {section!r}")
             continue
         raw.setdefault(section, {})[key] = value
 
 
-def _build(raw: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> Config | None:
-    known = set(_SECTIONS) | {"phones", "trunks"}
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    """What the file said beyond the built Config, so ``validate`` names the right keys.
+
+    An item that fails to build is left out of the Config (its problem is
+    already reported), so ``positions`` keeps each built item's index in the
+    file, and ``declared`` every name the file gives (phones' extensions,
+    trunks' names, agents' ids): a reference to an item that failed to build
+    is not reported again as unknown.
+    """
+
+    declared: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    positions: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def key(self, array: str, index: int) -> str:
+        """The file key of the built ``array`` item at ``index``."""
+        where = self.positions.get(array)
+        return f"{array}[{index if where is None else where[index]}]"
+
+    def known(self, array: str, built: Sequence[str]) -> list[str]:
+        return list(dict.fromkeys([*built, *self.declared.get(array, ())]))
+
+
+def _build(
+    raw: dict[str, Any], env: Mapping[str, str], problems: list[str]
+) -> tuple[Config, FileFacts] | None:
+    known = set(_SECTIONS) | set(_SPECIAL_SECTIONS) | set(_ARRAYS)
     for key in raw:
         if key not in known:
             problems.append(f"{key}: unknown section (expected one of {sorted(known)})")
@@ -168,19 +292,45 @@ def _build(raw: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> 
             problems.append(f"{name}: must be a table")
             continue
         sections[name] = _section(name, cls, table, problems)
-    phones = tuple(
-        p
-        for i, item in enumerate(_array(raw, "phones", problems))
-        if (p := _phone(f"phones[{i}]", item, env, problems)) is not None
-    )
-    trunks = tuple(
-        t
-        for i, item in enumerate(_array(raw, "trunks", problems))
-        if (t := _trunk(f"trunks[{i}]", item, env, problems)) is not None
-    )
+    policy_table = raw.get("agent_policy", {})
+    policy: AgentPolicyConfig | None = None
+    if isinstance(policy_table, dict):
+        policy = _agent_policy("agent_policy", policy_table, problems)
+    else:
+        problems.append("agent_policy: must be a table")
+    service = sections.get("service") or ServiceConfig()
+    builders: dict[str, Callable[[str, dict[str, Any]], Any]] = {
+        "phones": lambda key, item: _phone(key, item, env, problems),
+        "trunks": lambda key, item: _trunk(key, item, env, problems),
+        "agents": lambda key, item: _agent(key, item, problems),
+        "campaigns": lambda key, item: _campaign(key, item, service.timezone, problems),
+    }
+    arrays: dict[str, Any] = {}
+    positions: dict[str, tuple[int, ...]] = {}
+    for array, build in builders.items():
+        built = [
+            (i, value)
+            for i, item in enumerate(_array(raw, array, problems))
+            if (value := build(f"{array}[{i}]", item)) is not None
+        ]
+        positions[array] = tuple(i for i, _ in built)
+        arrays[array] = tuple(value for _, value in built)
     if any(v is None for v in sections.values()) or len(sections) != len(_SECTIONS):
         return None
-    return Config(phones=phones, trunks=trunks, **sections)
+    if policy is None:
+        return None
+    config = Config(agent_policy=policy, **arrays, **sections)
+    return config, FileFacts(declared=_declared(raw), positions=positions)
+
+
+def _declared(raw: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    declared: dict[str, tuple[str, ...]] = {}
+    for array, name in (("phones", "extension"), ("trunks", "name"), ("agents", "id")):
+        items = raw.get(array, [])
+        if isinstance(items, list):
+            names = (i.get(name) for i in items if isinstance(i, dict))
+            declared[array] = tuple(dict.fromkeys(n for n in names if isinstance(n, str)))
+    return declared
 
 
 def _array(raw: dict[str, Any], name: str, problems: list[str]) -> list[dict[str, Any]]:
@@ -225,6 +375,113 @@ def _coerce(key: str, value: Any, default: Any, problems: list[str]) -> Any:
     expected = "a list of strings" if kind is tuple else kind.__name__
     problems.append(f"{key}: expected {expected}, got {value!r}")
     return None
+
+
+Parser = Callable[[str, Any, list[str]], Any]
+
+
+def _fields(
+    key: str,
+    item: dict[str, Any],
+    defaults: Any,
+    problems: list[str],
+    special: Mapping[str, Parser] | None = None,
+) -> dict[str, Any]:
+    """The values of one table, each converted to its field's type.
+
+    Fields whose default is None are optional strings unless ``special`` parses them.
+    """
+    special = special or {}
+    values: dict[str, Any] = {}
+    for name, value in item.items():
+        where = f"{key}.{name}"
+        if name not in type(defaults).__dataclass_fields__:
+            problems.append(f"{where}: unknown setting")
+        elif name in special:
+            values[name] = special[name](where, value, problems)
+        elif getattr(defaults, name) is None:
+            if not isinstance(value, str):
+                problems.append(f"{where}: expected str, got {value!r}")
+            values[name] = value
+        else:
+            values[name] = _coerce(where, value, getattr(defaults, name), problems)
+    return values
+
+
+def _required(key: str, item: dict[str, Any], names: Sequence[str], problems: list[str]) -> None:
+    for name in names:
+        if name not in item:
+            problems.append(f"{key}.{name}: required")
+
+
+def _windows(key: str, value: Any, problems: list[str]) -> CallingWindows | None:
+    try:
+        return CallingWindows.parse(value, key=key)
+    except CampaignError as exc:
+        problems.extend(p if p.startswith(key) else f"{key}: {p}" for p in exc.problems)
+        return None
+
+
+def _date(key: str, value: Any, problems: list[str]) -> date | None:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value  # a TOML local date: start_date = 2024-03-01
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    problems.append(f"{key}: expected an ISO date such as 2024-03-01, got {value!r}")
+    return None
+
+
+def _pause_reasons(key: str, value: Any, problems: list[str]) -> tuple[PauseReasonConfig, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        problems.append(f"{key}: must be an array of tables ({{code, label, billable}})")
+        return ()
+    defaults = PauseReasonConfig(code="", label="")
+    reasons: list[PauseReasonConfig] = []
+    for i, item in enumerate(value):
+        where = f"{key}[{i}]"
+        before = len(problems)
+        values = _fields(where, item, defaults, problems)
+        _required(where, item, ("code", "label"), problems)
+        if len(problems) == before:
+            reasons.append(PauseReasonConfig(**values))
+    return tuple(reasons)
+
+
+def _agent_policy(key: str, table: dict[str, Any], problems: list[str]) -> AgentPolicyConfig | None:
+    before = len(problems)
+    values = _fields(key, table, AgentPolicyConfig(), problems, {"pause_reasons": _pause_reasons})
+    if len(problems) != before:
+        return None
+    return AgentPolicyConfig(**values)
+
+
+def _agent(key: str, item: dict[str, Any], problems: list[str]) -> AgentConfig | None:
+    before = len(problems)
+    values = _fields(key, item, AgentConfig(id="", extension=""), problems, {"start_date": _date})
+    _required(key, item, ("id", "extension"), problems)
+    if len(problems) != before:
+        return None
+    values.setdefault("name", values["id"])
+    return AgentConfig(**values)
+
+
+def _campaign(
+    key: str, item: dict[str, Any], service_timezone: str, problems: list[str]
+) -> CampaignConfig | None:
+    before = len(problems)
+    defaults = CampaignConfig(id="", mode="")
+    values = _fields(key, item, defaults, problems, {"windows": _windows})
+    _required(key, item, ("id",), problems)
+    if "mode" not in item:
+        problems.append(f"{key}.mode: required, one of {', '.join(CAMPAIGN_MODES)}")
+    if len(problems) != before:
+        return None
+    values.setdefault("name", values["id"])
+    values.setdefault("timezone", service_timezone)
+    return CampaignConfig(**values)
 
 
 def _section(name: str, cls: type[Any], table: dict[str, Any], problems: list[str]) -> Any:
@@ -325,9 +582,49 @@ def _port(key: str, value: int, problems: list[str], allow_zero: bool = True) ->
         problems.append(f"{key}: {value} is not a port ({low}-65535)")
 
 
-def validate(config: Config) -> list[str]:
-    """Cross-field checks; returns every problem found."""
+def _safe_id(key: str, value: str, problems: list[str]) -> None:
+    if _SAFE_ID.fullmatch(value) is None:
+        problems.append(f"{key}: {value!r} is not a safe identifier ({_SAFE_ID_RULE})")
+
+
+def _zone(key: str, name: str, problems: list[str]) -> None:
+    try:
+        zone(name)
+    except CampaignError as exc:
+        problems.extend(f"{key}: {p}" for p in exc.problems)
+
+
+def _caller_id(key: str, value: str, problems: list[str]) -> None:
+    if _CALLER_ID.fullmatch(value) is None:
+        problems.append(f"{key}: {value!r} is not a number (3-15 digits, optional '+')")
+
+
+def _one_of(key: str, value: str, allowed: Sequence[str], problems: list[str]) -> None:
+    if value not in allowed:
+        problems.append(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def _references(
+    key: str, what: str, names: Sequence[str], known: Sequence[str], problems: list[str]
+) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            problems.append(f"{key}: {what} {name!r} is listed twice")
+        elif name not in known:
+            problems.append(f"{key}: unknown {what} {name!r} (known: {', '.join(known) or 'none'})")
+        seen.add(name)
+
+
+def validate(config: Config, facts: FileFacts | None = None) -> list[str]:
+    """Cross-field checks; returns every problem found.
+
+    ``facts`` (from loading a file) maps built items back to their keys in the
+    file; without it each item's key is its index in the Config.
+    """
+    facts = facts or FileFacts()
     problems: list[str] = []
+    _zone("service.timezone", config.service.timezone, problems)
     sip, media = config.sip, config.media
     _port("sip.udp_port", sip.udp_port, problems)
     _port("sip.tcp_port", sip.tcp_port, problems)
@@ -357,22 +654,131 @@ def validate(config: Config) -> list[str]:
     seen: set[str] = set()
     for i, phone in enumerate(config.phones):
         if phone.extension in seen:
-            problems.append(f"phones[{i}].extension: duplicate extension {phone.extension}")
+            problems.append(
+                f"{facts.key('phones', i)}.extension: duplicate extension {phone.extension}"
+            )
         seen.add(phone.extension)
     names: set[str] = set()
     for i, trunk in enumerate(config.trunks):
+        key = facts.key("trunks", i)
         if trunk.name in names:
-            problems.append(f"trunks[{i}].name: duplicate trunk {trunk.name}")
+            problems.append(f"{key}.name: duplicate trunk {trunk.name}")
         names.add(trunk.name)
-        _port(f"trunks[{i}].port", trunk.port, problems, allow_zero=False)
+        _port(f"{key}.port", trunk.port, problems, allow_zero=False)
         if trunk.transport not in TRANSPORTS:
-            problems.append(f"trunks[{i}].transport: {trunk.transport!r} is not one of udp, tcp")
+            problems.append(f"{key}.transport: {trunk.transport!r} is not one of udp, tcp")
         if trunk.max_channels <= 0:
-            problems.append(f"trunks[{i}].max_channels: must be positive")
+            problems.append(f"{key}.max_channels: must be positive")
         if trunk.max_calls_per_second <= 0:
-            problems.append(f"trunks[{i}].max_calls_per_second: must be positive")
+            problems.append(f"{key}.max_calls_per_second: must be positive")
         if trunk.register and (trunk.username is None or trunk.password is None):
+            problems.append(f"{key}.register: needs username and a password_env/password_file")
+        if trunk.caller_id is not None:
+            _caller_id(f"{key}.caller_id", trunk.caller_id, problems)
+        for j, prefix in enumerate(trunk.prefixes_allowed):
+            if _E164_PREFIX.fullmatch(prefix) is None:
+                problems.append(
+                    f"{key}.prefixes_allowed[{j}]: {prefix!r} is not an E.164 prefix such as '+86'"
+                )
+        for j, caller_id in enumerate(trunk.caller_ids):
+            _caller_id(f"{key}.caller_ids[{j}]", caller_id, problems)
+    problems.extend(_agent_problems(config, facts))
+    problems.extend(_campaign_problems(config, facts))
+    return problems
+
+
+def _agent_problems(config: Config, facts: FileFacts) -> list[str]:
+    problems: list[str] = []
+    policy = config.agent_policy
+    if not policy.wrap_up_limit_s >= 0:  # also refuses NaN
+        problems.append(
+            f"agent_policy.wrap_up_limit_s: must be >= 0 (0 disables wrap-up), "
+            f"got {policy.wrap_up_limit_s}"
+        )
+    if not policy.pause_reasons:
+        problems.append("agent_policy.pause_reasons: needs at least one reason")
+    codes: set[str] = set()
+    for i, reason in enumerate(policy.pause_reasons):
+        key = f"agent_policy.pause_reasons[{i}]"
+        if reason.code in SYSTEM_PAUSE_CODES:
             problems.append(
-                f"trunks[{i}].register: needs username and a password_env/password_file"
+                f"{key}.code: {reason.code!r} is reserved for the system "
+                f"({', '.join(SYSTEM_PAUSE_CODES)}); choose another code"
+            )
+        else:
+            _safe_id(f"{key}.code", reason.code, problems)
+        if reason.code in codes:
+            problems.append(f"{key}.code: duplicate pause reason {reason.code}")
+        codes.add(reason.code)
+        if not reason.label.strip():
+            problems.append(f"{key}.label: must not be empty")
+    extensions = facts.known("phones", [p.extension for p in config.phones])
+    seated = {
+        p.extension: (facts.key("phones", i), p.agent)
+        for i, p in enumerate(config.phones)
+        if p.agent
+    }
+    ids: set[str] = set()
+    for i, agent in enumerate(config.agents):
+        key = facts.key("agents", i)
+        _safe_id(f"{key}.id", agent.id, problems)
+        if agent.id in ids:
+            problems.append(f"{key}.id: duplicate agent {agent.id}")
+        ids.add(agent.id)
+        _references(f"{key}.extension", "extension", [agent.extension], extensions, problems)
+        if agent.extension in seated and seated[agent.extension][1] != agent.id:
+            phone_key, other = seated[agent.extension]
+            problems.append(
+                f"{key}.extension: phone {agent.extension} belongs to agent {other!r} "
+                f"({phone_key}.agent)"
+            )
+        _one_of(f"{key}.level", agent.level, AGENT_LEVELS, problems)
+    return problems
+
+
+def _campaign_problems(config: Config, facts: FileFacts) -> list[str]:
+    problems: list[str] = []
+    trunks = facts.known("trunks", [t.name for t in config.trunks])
+    agents = facts.known("agents", [a.id for a in config.agents])
+    ids: set[str] = set()
+    for i, campaign in enumerate(config.campaigns):
+        key = facts.key("campaigns", i)
+        _safe_id(f"{key}.id", campaign.id, problems)
+        if campaign.id in ids:
+            problems.append(f"{key}.id: duplicate campaign {campaign.id}")
+        ids.add(campaign.id)
+        _one_of(f"{key}.mode", campaign.mode, CAMPAIGN_MODES, problems)
+        if not campaign.trunks:
+            problems.append(f"{key}.trunks: campaign {campaign.id!r} has no trunks")
+        _references(f"{key}.trunks", "trunk", campaign.trunks, trunks, problems)
+        if not campaign.agents:
+            problems.append(f"{key}.agents: campaign {campaign.id!r} has no agents")
+        _references(f"{key}.agents", "agent", campaign.agents, agents, problems)
+        if campaign.caller_id is not None:
+            _caller_id(f"{key}.caller_id", campaign.caller_id, problems)
+        if campaign.timezone != config.service.timezone:  # else reported as service.timezone
+            _zone(f"{key}.timezone", campaign.timezone, problems)
+        if not campaign.windows.has_any():
+            problems.append(f"{key}.windows: no calling windows, the campaign could never dial")
+        if campaign.max_attempts < 1:
+            problems.append(f"{key}.max_attempts: must be at least 1, got {campaign.max_attempts}")
+        for name in ("busy_retry_minutes", "no_answer_retry_minutes", "unavailable_retry_minutes"):
+            minutes = getattr(campaign, name)
+            if minutes <= 0:
+                problems.append(f"{key}.{name}: must be positive, got {minutes}")
+        if not campaign.ring_timeout_s >= MIN_RING_TIMEOUT_S:
+            problems.append(
+                f"{key}.ring_timeout_s: {campaign.ring_timeout_s:g} s is too short; a ring "
+                f"timeout is never shorter than {MIN_RING_TIMEOUT_S:g} s"
+            )
+        _safe_id(f"{key}.effective_rule", campaign.effective_rule, problems)
+        if not 0 < campaign.abandon_cap <= MAX_ABANDON_CAP:
+            problems.append(
+                f"{key}.abandon_cap: must be above 0 and at most {MAX_ABANDON_CAP:g} "
+                f"(a fraction of live answers, 0.03 = 3 %), got {campaign.abandon_cap:g}"
+            )
+        if not campaign.max_dial_level >= 1:
+            problems.append(
+                f"{key}.max_dial_level: must be at least 1, got {campaign.max_dial_level:g}"
             )
     return problems
