@@ -136,6 +136,8 @@ class CampaignRunner:
         ring_timeout_s: float = 30.0,
         mode: DialMode = DialMode.PROGRESSIVE,
         plan: NumberingPlan = CHINA,
+        record: bool = True,
+        record_early_media: bool = False,
         policy: AgentPolicy | None = None,
         mix: MixTarget | None = None,
         wall_now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -153,6 +155,8 @@ class CampaignRunner:
         self.trunks = trunks
         self.mode = DialMode(mode)
         self.plan = plan
+        self.record = record
+        self.record_early_media = record_early_media
         self.skips: list[Skip] = []
         self.trunk_addresses = dict(trunk_addresses or {})
         self.do_not_call = do_not_call
@@ -414,10 +418,22 @@ class CampaignRunner:
         )
         try:
             if floor.leg is not None:
-                await self.calls.call_for_agent(floor.leg, dial, call_id=attempt.call_id)
+                await self.calls.call_for_agent(
+                    floor.leg,
+                    dial,
+                    call_id=attempt.call_id,
+                    record=self.record,
+                    record_early_media=self.record_early_media,
+                )
             else:
                 # Per-call connection: the desk phone rings with the customer's call.
-                await self.calls.bridge_call(dial, floor.phone, call_id=attempt.call_id)
+                await self.calls.bridge_call(
+                    dial,
+                    floor.phone,
+                    call_id=attempt.call_id,
+                    record=self.record,
+                    record_early_media=self.record_early_media,
+                )
         except Exception:
             log.exception("dialing lead %s failed", attempt.lead_id)
             self._finish(attempt, CallOutcome.TRUNK_FAILURE, None)

@@ -1,0 +1,82 @@
+"""From the validated configuration to the dialing objects: trunk pool, rules, runners."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from dialer.agents.state import AgentPolicy, PauseReason
+from dialer.calls.manager import CallManager
+from dialer.campaigns.hopper import CampaignHours
+from dialer.campaigns.recycling import RetryRules
+from dialer.campaigns.trunks import TrunkPool, TrunkSpec
+from dialer.config import CampaignConfig, Config
+from dialer.dialing.runner import CampaignRunner, DialMode, TrunkAddress
+
+
+def trunk_pool(config: Config, names: tuple[str, ...] | None = None) -> TrunkPool:
+    """The pool of the named trunks (all of them by default), with their routing rules."""
+    wanted = [t for t in config.trunks if names is None or t.name in names]
+    return TrunkPool(
+        TrunkSpec.from_config(
+            trunk,
+            priority=trunk.priority,
+            prefixes_allowed=trunk.prefixes_allowed,
+            strip_country_code=trunk.strip_country_code,
+            caller_ids=trunk.caller_ids or None,
+        )
+        for trunk in wanted
+    )
+
+
+def trunk_addresses(config: Config) -> dict[str, TrunkAddress]:
+    return {t.name: TrunkAddress(t.host, t.port, t.username, t.password) for t in config.trunks}
+
+
+def retry_rules(campaign: CampaignConfig) -> RetryRules:
+    return RetryRules(
+        max_attempts=campaign.max_attempts,
+        busy_delay=timedelta(minutes=campaign.busy_retry_minutes),
+        no_answer_delay=timedelta(minutes=campaign.no_answer_retry_minutes),
+        unavailable_delay=timedelta(minutes=campaign.unavailable_retry_minutes),
+    )
+
+
+def agent_policy(config: Config, *, persistent_connection: bool) -> AgentPolicy:
+    policy = config.agent_policy
+    return AgentPolicy(
+        pause_reasons=tuple(PauseReason(r.code, r.label, r.billable) for r in policy.pause_reasons),
+        wrap_up_limit_s=policy.wrap_up_limit_s,
+        persistent_connection=persistent_connection,
+    )
+
+
+# Predictive pacing is its own issue; until it lands such a campaign runs progressive.
+_MODES = {
+    "manual": DialMode.MANUAL,
+    "preview": DialMode.PREVIEW,
+    "progressive": DialMode.PROGRESSIVE,
+    "predictive": DialMode.PROGRESSIVE,
+}
+
+
+def campaign_runner(calls: CallManager, config: Config, campaign: CampaignConfig) -> CampaignRunner:
+    """A runner for one configured campaign over its own trunks."""
+    mode = _MODES[campaign.mode]
+    return CampaignRunner(
+        calls,
+        campaign_id=campaign.id,
+        hours=CampaignHours(campaign.windows, campaign.timezone),
+        rules=retry_rules(campaign),
+        trunks=trunk_pool(config, campaign.trunks),
+        trunk_addresses={
+            name: address
+            for name, address in trunk_addresses(config).items()
+            if name in campaign.trunks
+        },
+        ring_timeout_s=campaign.ring_timeout_s,
+        mode=mode,
+        record=campaign.record,
+        record_early_media=campaign.record_early_media,
+        # Manual and preview ring the desk phone per call; the others keep it connected.
+        policy=agent_policy(config, persistent_connection=mode is DialMode.PROGRESSIVE),
+    )
