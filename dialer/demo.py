@@ -18,15 +18,15 @@ import dataclasses
 import hashlib
 import random
 import secrets
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dialer.app import running_service, wall_clock
 from dialer.calls.manager import Dial
-from dialer.campaigns.hopper import CampaignHours, LeadCandidate
-from dialer.campaigns.recycling import LeadState, RetryRules
+from dialer.campaigns.hopper import CampaignHours
+from dialer.campaigns.recycling import RetryRules
 from dialer.campaigns.windows import CallingWindows
 from dialer.config import Config, PhoneConfig, SipConfig
 from dialer.dialing.runner import CampaignRunner
@@ -38,10 +38,13 @@ from dialer.events import (
     RecordingClosed,
     RecordingFailed,
 )
+from dialer.leads.csv_import import import_leads
 from dialer.sim.line import AnswerPlan, SimLine
 from dialer.sip.autoanswer import auto_answer_headers
 from dialer.sip.registration import RegistrationClient, RegistrationState, RegistrationTarget
 from dialer.sip.uri import SipUri
+from dialer.store.database import Database
+from dialer.store.leads import LeadStore
 
 # The customers' answer mix: (status, weight). 200 answers and talks.
 CUSTOMER_MIX = ((200, 60), (486, 20), (404, 10), (480, 10))
@@ -66,14 +69,22 @@ class DemoSummary:
     recordings: int = 0
     recordings_verified: int = 0
     recorded_seconds: float = 0.0
-    lead_states: dict[str, int] = field(default_factory=dict)
+    leads_imported: int = 0
+    db_lead_states: dict[str, int] = field(default_factory=dict)
+    db_attempts: dict[str, int] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         registered = self.phones_registered == self.phones == self.registered_at_service
         recorded = self.recordings == self.recordings_verified == self.calls_bridged
-        return registered and recorded and sum(self.outcomes.values()) == self.calls_placed
+        # The database tells the same story as the wire: every attempt, every outcome.
+        stored = self.db_attempts == self.outcomes and (
+            sum(self.db_lead_states.values()) == self.leads_imported
+        )
+        return (
+            registered and recorded and stored and sum(self.outcomes.values()) == self.calls_placed
+        )
 
     def render(self) -> str:
         kinds: dict[str, int] = {}
@@ -91,7 +102,9 @@ class DemoSummary:
             ("malformed messages", self.malformed),
             ("calls placed", self.calls_placed),
             ("customer outcomes", outcomes or "none"),
-            ("leads by state", ", ".join(f"{k}={v}" for k, v in sorted(self.lead_states.items()))),
+            ("leads imported", self.leads_imported),
+            ("leads by state (db)", _pairs(self.db_lead_states)),
+            ("attempts (db)", _pairs(self.db_attempts)),
             ("calls bridged", self.calls_bridged),
             ("talk seconds", f"{self.talk_seconds:.1f}"),
             ("recordings", self.recordings),
@@ -105,6 +118,10 @@ class DemoSummary:
         return "\n".join(lines)
 
 
+def _pairs(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
+
+
 def _customer_plan(rng: random.Random) -> Callable[[IncomingCall], AnswerPlan]:
     statuses = [status for status, _ in CUSTOMER_MIX]
     weights = [weight for _, weight in CUSTOMER_MIX]
@@ -116,19 +133,15 @@ def _customer_plan(rng: random.Random) -> Callable[[IncomingCall], AnswerPlan]:
     return plan
 
 
-def _demo_lead(n: int, rng: random.Random) -> LeadCandidate:
-    return LeadCandidate(
-        lead_id=f"lead-{n:05d}",
-        phone=f"+861{rng.randrange(3, 10)}{rng.randrange(10**9):09d}",
-        timezone="Asia/Shanghai",
-        priority=rng.randrange(3),
-        state=LeadState.NEW,
-        next_attempt_at=None,
-        attempts=0,
-        is_follow_up=rng.random() < 0.5,
-        callback=None,
-        campaign_id="demo",
-    )
+def _demo_csv(count: int, rng: random.Random) -> bytes:
+    """A lead list as a Chinese Excel export: UTF-8 with BOM, Chinese headers, mobiles."""
+    rows = ["电话,姓名,优先级"]
+    numbers: set[str] = set()
+    while len(numbers) < count:
+        numbers.add(f"1{rng.randrange(3, 10)}{rng.randrange(10**9):09d}")
+    for n, number in enumerate(sorted(numbers)):
+        rows.append(f"{number[:3]} {number[3:7]} {number[7:]},客户{n:04d},{rng.randrange(3)}")
+    return ("\ufeff" + "\r\n".join(rows) + "\r\n").encode("utf-8")
 
 
 def _verified(event: RecordingClosed) -> bool:
@@ -155,7 +168,7 @@ async def run_demo(phones: int, duration: float, data_dir: Path) -> DemoSummary:
     loop = asyncio.get_running_loop()
     rng = random.Random(secrets.randbits(64))
     deadline = loop.time() + duration
-    async with running_service(config) as service:
+    async with contextlib.AsyncExitStack() as stack, running_service(config) as service:
         seen: list[Event] = []
         changed = asyncio.Event()
 
@@ -199,6 +212,16 @@ async def run_demo(phones: int, duration: float, data_dir: Path) -> DemoSummary:
                     await changed.wait()
         summary.registered_at_service = len(registrar.registered_extensions(loop.time()))
         # The floor: a progressive campaign; every agent is on a persistent connection.
+        # Its leads come from a CSV file as Chinese Excel writes it, through the database.
+        database = await stack.enter_async_context(
+            Database(f"sqlite+aiosqlite:///{data_dir / 'dialer.db'}")
+        )
+        await database.upgrade()
+        store = LeadStore(database)
+        now = datetime.now(UTC)
+        await store.create_campaign("demo", "Demo floor", "progressive", "Asia/Shanghai", now=now)
+        report = import_leads(_demo_csv(LEADS_PER_PHONE * phones, rng))
+        summary.leads_imported = await store.import_report("demo", report, now=now)
         campaign = CampaignRunner(
             service.calls,
             campaign_id="demo",
@@ -208,8 +231,9 @@ async def run_demo(phones: int, duration: float, data_dir: Path) -> DemoSummary:
                 f"sip:{number.lstrip('+')}@{customers.address[0]}", customers.address
             ),
             ring_timeout_s=15.0,
+            store=store,
         )
-        campaign.add_leads([_demo_lead(n, rng) for n in range(LEADS_PER_PHONE * phones)])
+        await campaign.load()
         stop = asyncio.Event()
         runner = asyncio.create_task(campaign.run(stop), name="demo-campaign")
         for ext in extensions:
@@ -234,7 +258,9 @@ async def run_demo(phones: int, duration: float, data_dir: Path) -> DemoSummary:
         for floor in campaign.agents.values():
             if floor.leg is not None:
                 service.calls.disconnect_agent(floor.leg)
-        summary.lead_states = dict(Counter(lead.state.value for lead in campaign.leads.values()))
+        await campaign.close()
+        summary.db_lead_states = {k: v for k, v in (await store.counts("demo")).items() if v}
+        summary.db_attempts = {k: v for k, v in (await store.attempt_counts("demo")).items() if v}
         summary.phones_registered = sum(
             1 for c, _ in clients if c.state is RegistrationState.REGISTERED
         )

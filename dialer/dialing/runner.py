@@ -29,7 +29,7 @@ import contextlib
 import dataclasses
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -49,6 +49,7 @@ from dialer.events import (
     PhoneUnregistered,
 )
 from dialer.leads.phone import CHINA, NumberingPlan, normalise
+from dialer.store.leads import LeadStore
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,8 @@ class CampaignRunner:
         policy: AgentPolicy | None = None,
         mix: MixTarget | None = None,
         wall_now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        store: LeadStore | None = None,
+        node: str = "node-1",
     ) -> None:
         if ring_timeout_s < MIN_RING_S:
             raise ValueError(
@@ -157,6 +160,12 @@ class CampaignRunner:
         self.plan = plan
         self.record = record
         self.record_early_media = record_early_media
+        self.store = store
+        self.node = node
+        # Writes go to the database in the order things happened, off the call path.
+        self._writes: asyncio.Queue[Callable[[], Awaitable[object]]] = asyncio.Queue()
+        self.write_failures = 0
+        self._writer: asyncio.Task[None] | None = None
         self.skips: list[Skip] = []
         self.trunk_addresses = dict(trunk_addresses or {})
         self.do_not_call = do_not_call
@@ -179,6 +188,43 @@ class CampaignRunner:
         calls.subscribers.append(self.on_event)
 
     # -- setup -----------------------------------------------------------
+
+    async def load(self, limit: int = 100_000) -> int:
+        """Take the campaign's dialable leads from the store; how many."""
+        assert self.store is not None, "load() needs a store"
+        found = await self.store.candidates(self.campaign_id, self.wall_now(), limit)
+        self.leads = {lead.lead_id: lead for lead in found}
+        return len(found)
+
+    def _persist(self, write: Callable[[], Awaitable[object]]) -> None:
+        if self.store is None:
+            return
+        if self._writer is None:
+            self._writer = self._loop.create_task(self._write_all(), name="campaign-writes")
+        self._writes.put_nowait(write)
+
+    async def _write_all(self) -> None:
+        while True:
+            write = await self._writes.get()
+            try:
+                await write()
+            except Exception:
+                # Logged and counted; the call goes on (the journal comes with the CDRs).
+                self.write_failures += 1
+                log.exception("campaign %s: a database write failed", self.campaign_id)
+            finally:
+                self._writes.task_done()
+
+    async def drain(self) -> None:
+        """Wait until every write so far is in the database."""
+        await self._writes.join()
+
+    async def close(self) -> None:
+        await self.drain()
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
 
     def add_leads(self, leads: list[LeadCandidate]) -> None:
         for lead in leads:
@@ -248,14 +294,17 @@ class CampaignRunner:
 
     # -- preview and manual -------------------------------------------------
 
-    def preview_next(self, agent_id: str) -> LeadCandidate | None:
+    async def preview_next(self, agent_id: str) -> LeadCandidate | None:
         """Show the agent the next lead (the dialer picks it); reserves the agent for it."""
         floor = self._ready_agent(agent_id)
         if floor.preview is not None:
             return floor.preview
-        lead = self._pick(floor)
-        if lead is None:
-            return None
+        while True:
+            lead = self._pick(floor)
+            if lead is None:
+                return None
+            if await self._claim(lead, floor):
+                break
         self.leads[lead.lead_id] = dataclasses.replace(lead, state=LeadState.IN_PROGRESS)
         floor.preview = lead
         self._apply(floor, AgentInput.RESERVE, call_id=f"preview-{lead.lead_id}")
@@ -293,6 +342,10 @@ class CampaignRunner:
             lead, next_attempt_at=self.wall_now() + SKIP_DEFERRAL
         )
         self.skips.append(Skip(lead.lead_id, agent_id, reason, self.wall_now()))
+        store = self.store
+        if store is not None:
+            # The database keeps no deferral: the skipped lead is simply free again.
+            self._persist(lambda: store.release(lead.lead_id))
         self._apply(floor, AgentInput.RELEASE)
 
     async def manual_dial(self, agent_id: str, raw_number: str) -> str:
@@ -313,6 +366,16 @@ class CampaignRunner:
         self._apply(floor, AgentInput.RESERVE, call_id=attempt.reservation)
         await self._place(floor, attempt, dial, number=number)
         return attempt.call_id
+
+    async def _claim(self, lead: LeadCandidate, floor: FloorAgent) -> bool:
+        """Take the lead in the database, so no other dialer (or node) dials it too."""
+        if self.store is None:
+            return True
+        claimer = f"{self.node}/{floor.agent.agent_id}"
+        if await self.store.claim(lead.lead_id, claimer, self.wall_now()):
+            return True
+        self.leads.pop(lead.lead_id, None)  # taken elsewhere, or on do-not-call
+        return False
 
     def _number_only(self, number: str) -> LeadCandidate:
         """A stand-in lead for a manual dial: routed like a lead, recycled like none."""
@@ -368,6 +431,8 @@ class CampaignRunner:
         lead = self._pick(floor)
         if lead is None or floor.leg is None:
             return
+        if not await self._claim(lead, floor):
+            return
         attempt = _Attempt("", lead.lead_id, floor.agent.agent_id, self._loop.time())
         dial = self._route(attempt, lead)
         if dial is None:
@@ -406,6 +471,20 @@ class CampaignRunner:
         self, floor: FloorAgent, attempt: _Attempt, dial: Dial, *, number: str = ""
     ) -> None:
         self._attempts[attempt.call_id] = attempt
+        store = self.store
+        if store is not None:
+            started = self.wall_now()
+            self._persist(
+                lambda: store.record_attempt_started(
+                    attempt.call_id,
+                    lead_id=attempt.lead_id,
+                    campaign_id=self.campaign_id,
+                    agent_id=attempt.agent_id,
+                    number=number or attempt.number,
+                    trunk=attempt.trunk,
+                    started_at=started,
+                )
+            )
         self.dialed.append(
             Dialed(
                 attempt.lead_id,
@@ -470,10 +549,29 @@ class CampaignRunner:
             )
         else:
             outcome = CallOutcome.NO_ANSWER if attempt.rang_out else event.outcome
-            self._finish(attempt, outcome, event.status)
+            self._finish(attempt, outcome, event.status, event.q850_cause)
 
-    def _finish(self, attempt: _Attempt, outcome: CallOutcome, status: int | None) -> None:
+    def _finish(
+        self,
+        attempt: _Attempt,
+        outcome: CallOutcome,
+        status: int | None,
+        cause: int | None = None,
+    ) -> None:
         self._attempts.pop(attempt.call_id, None)
+        store = self.store
+        if store is not None:
+            ended = self.wall_now()
+            self._persist(
+                lambda: store.record_attempt_ended(
+                    attempt.call_id,
+                    ended_at=ended,
+                    outcome=outcome,
+                    sip_status=status,
+                    q850_cause=cause,
+                    bridged=attempt.bridged,
+                )
+            )
         lead = self.leads.get(attempt.lead_id) if attempt.lead_id is not None else None
         if self.trunks is not None and attempt.trunk is not None:
             self.trunks.release(attempt.trunk)
@@ -488,6 +586,9 @@ class CampaignRunner:
                 next_attempt_at=decision.next_attempt_at,
                 attempts=decision.attempts,
             )
+            if store is not None:
+                lead_id = lead.lead_id
+                self._persist(lambda: store.apply_decision(lead_id, decision))
         floor = self.agents[attempt.agent_id]
         if floor.agent.state is AgentState.TALKING:
             self._apply(floor, AgentInput.CALL_ENDED)

@@ -60,14 +60,14 @@ async def test_preview_accept_and_skip_and_manual_dial(
         agent = campaign.agents["a1"].agent
         campaign.ready("a1")
         states = [agent.state]
-        first = campaign.preview_next("a1")
+        first = await campaign.preview_next("a1")
         states.append(agent.state)
         assert first is not None
         assert states == [AgentState.READY, AgentState.RESERVED]
         await asyncio.sleep(0.5)
         assert campaign.dialed == []  # preview mode never dials on its own
         campaign.skip_preview("a1", "wrong region")
-        second = campaign.preview_next("a1")
+        second = await campaign.preview_next("a1")
         assert second is not None and second.lead_id != first.lead_id
         call_id = await campaign.accept_preview("a1")
         await seen.first(CallBridged, {call_id}, within=10)

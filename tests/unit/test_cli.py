@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +79,13 @@ def test_demo_registers_phones_and_bridges_and_records_calls_over_real_sip(
     assert lines["recordings"] == lines["recordings verified"] == str(bridged)
     assert len(list((tmp_path / "recordings").glob("*/*.wav"))) == bridged
     assert float(lines["recorded seconds"]) > 2.0 * bridged * 0.9
+    # The summary's counts are the database's: read it back with nothing of ours.
+    with contextlib.closing(sqlite3.connect(tmp_path / "dialer.db")) as db:
+        attempts = dict(db.execute("SELECT outcome, count(*) FROM dial_attempts GROUP BY outcome"))
+        states = dict(db.execute("SELECT state, count(*) FROM leads GROUP BY state"))
+        bridged_rows = db.execute("SELECT count(*) FROM dial_attempts WHERE bridged").fetchone()[0]
+    assert {k: str(v) for k, v in attempts.items()} == outcomes
+    assert sum(attempts.values()) == placed
+    assert bridged_rows == bridged
+    assert ", ".join(f"{k}={v}" for k, v in sorted(states.items())) == lines["leads by state (db)"]
+    assert sum(states.values()) == int(lines["leads imported"])
