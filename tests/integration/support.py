@@ -9,13 +9,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from peers import Baresip
 from peers.ports import LOOPBACK
 
+from dialer.app import Service
+from dialer.calls.manager import Dial
 from dialer.campaigns.hopper import LeadCandidate
 from dialer.campaigns.recycling import LeadState
 from dialer.campaigns.windows import CallingWindows
 from dialer.config import Config, MediaConfig, PhoneConfig, SipConfig
 from dialer.events import CallEvent, Event
+from dialer.sip.autoanswer import auto_answer_headers
+from dialer.sip.uri import SipUri
 
 E = TypeVar("E", bound=CallEvent)
 
@@ -81,4 +86,24 @@ def lead(lead_id: str, phone: str, timezone: str | None = None) -> LeadCandidate
         is_follow_up=False,
         callback=None,
         campaign_id="c1",
+    )
+
+
+async def registered_baresip(
+    service: Service, factory: Callable[..., Baresip], audio: Path
+) -> tuple[Baresip, Dial]:
+    """A baresip desk phone registered to ``service``, and how to call it (auto-answer)."""
+    host, port = service.sip_address
+    phone = factory(user=EXTENSION, password=PASSWORD, registrar=f"{host}:{port}", audio_file=audio)
+    await phone.start()
+    await phone.wait_event("REGISTER_OK", timeout=10)
+    registrar = service.endpoint.registrar
+    assert registrar is not None
+    [binding] = registrar.lookup(EXTENSION, asyncio.get_running_loop().time())
+    contact = SipUri.parse(binding.contact)
+    assert contact.port is not None
+    return phone, Dial(
+        binding.contact,
+        (contact.host, contact.port),
+        extra_headers=auto_answer_headers("baresip"),
     )

@@ -20,7 +20,7 @@ from audio import power_at, read_stereo, tone, write_ulaw, write_wav
 from peers import Baresip, Sipp
 from peers.ports import LOOPBACK
 from peers.tshark import sip_capture, sip_frames
-from support import AGENT_HZ, CUSTOMER_HZ, EXTENSION, PASSWORD, Seen, service_config
+from support import AGENT_HZ, CUSTOMER_HZ, Seen, registered_baresip, service_config
 
 from dialer.app import running_service
 from dialer.calls.manager import Dial
@@ -33,8 +33,6 @@ from dialer.events import (
     RecordingClosed,
     RecordingFailed,
 )
-from dialer.sip.autoanswer import auto_answer_headers
-from dialer.sip.uri import SipUri
 
 pytestmark = pytest.mark.integration
 
@@ -50,16 +48,7 @@ async def test_bridged_call_records_agent_left_customer_right_and_agrees_with_th
     async with running_service(service_config(tmp_path / "recordings")) as service:
         service.subscribe(seen)
         host, port = service.sip_address
-        phone = baresip_factory(
-            user=EXTENSION, password=PASSWORD, registrar=f"{host}:{port}", audio_file=agent_audio
-        )
-        await phone.start()
-        await phone.wait_event("REGISTER_OK", timeout=10)
-        registrar = service.endpoint.registrar
-        assert registrar is not None
-        [binding] = registrar.lookup(EXTENSION, asyncio.get_running_loop().time())
-        contact = SipUri.parse(binding.contact)
-        assert contact.port is not None
+        phone, desk_phone = await registered_baresip(service, baresip_factory, agent_audio)
         # The customer answers and hangs up after 3 s of talk.
         sipp = sipp_factory("uas_answer_hangup.xml", rtp_file=customer_audio, duration_ms=3000)
         await sipp.start()
@@ -68,11 +57,7 @@ async def test_bridged_call_records_agent_left_customer_right_and_agrees_with_th
         async with capture:
             call_id = await service.calls.bridge_call(
                 customer=Dial(f"sip:13800138000@{sipp.address}", (LOOPBACK, sipp.port)),
-                agent=Dial(
-                    binding.contact,
-                    (contact.host, contact.port),
-                    extra_headers=auto_answer_headers("baresip"),
-                ),
+                agent=desk_phone,
             )
             legs = {call_id, f"{call_id}-agent"}
             bridged = await seen.first(CallBridged, {call_id}, within=20)

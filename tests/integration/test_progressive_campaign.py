@@ -21,10 +21,10 @@ from support import (
     AGENT_HZ,
     CUSTOMER_HZ,
     EXTENSION,
-    PASSWORD,
     Seen,
     lead,
     open_now,
+    registered_baresip,
     service_config,
     until,
 )
@@ -37,8 +37,6 @@ from dialer.campaigns.recycling import LeadState, RetryRules
 from dialer.campaigns.trunks import TrunkPool, TrunkSpec
 from dialer.dialing.runner import CampaignRunner, TrunkAddress
 from dialer.events import CallBridged, CallEnded, PhoneUnregistered, RecordingClosed
-from dialer.sip.autoanswer import auto_answer_headers
-from dialer.sip.uri import SipUri
 
 pytestmark = pytest.mark.integration
 
@@ -91,25 +89,8 @@ async def test_every_lead_ends_in_the_right_state_and_failures_never_reach_an_ag
         # Twelve hours ahead of UTC, this lead's window is closed: it must wait.
         campaign.add_leads([lead("L6", "+8613800000006", timezone="Etc/GMT-12")])
         # a1 is a baresip desk phone registered to the service; a2 a SIPp one.
-        host, port = service.sip_address
-        baresip = baresip_factory(
-            user=EXTENSION, password=PASSWORD, registrar=f"{host}:{port}", audio_file=desk_wav
-        )
-        await baresip.start()
-        await baresip.wait_event("REGISTER_OK", timeout=10)
-        registrar = service.endpoint.registrar
-        assert registrar is not None
-        [binding] = registrar.lookup(EXTENSION, asyncio.get_running_loop().time())
-        contact = SipUri.parse(binding.contact)
-        await campaign.sign_in(
-            "a1",
-            Dial(
-                binding.contact,
-                (contact.host, contact.port or 5060),
-                extra_headers=auto_answer_headers("baresip"),
-            ),
-            extension=EXTENSION,
-        )
+        baresip, desk_phone = await registered_baresip(service, baresip_factory, desk_wav)
+        await campaign.sign_in("a1", desk_phone, extension=EXTENSION)
         await campaign.sign_in("a2", Dial(f"sip:a2@{phones.address}", (LOOPBACK, phones.port)))
         await until(
             seen,
@@ -230,16 +211,7 @@ async def test_an_agent_whose_phone_unregisters_is_paused_not_left_ready(
     seen = Seen()
     async with running_service(service_config(tmp_path / "recordings")) as service:
         service.subscribe(seen)
-        host, port = service.sip_address
-        phone = baresip_factory(
-            user=EXTENSION, password=PASSWORD, registrar=f"{host}:{port}", audio_file=desk
-        )
-        await phone.start()
-        await phone.wait_event("REGISTER_OK", timeout=10)
-        registrar = service.endpoint.registrar
-        assert registrar is not None
-        [binding] = registrar.lookup(EXTENSION, asyncio.get_running_loop().time())
-        contact = SipUri.parse(binding.contact)
+        phone, desk_phone = await registered_baresip(service, baresip_factory, desk)
         campaign = CampaignRunner(
             service.calls,
             campaign_id="c1",
@@ -249,15 +221,7 @@ async def test_an_agent_whose_phone_unregisters_is_paused_not_left_ready(
         )
         stop = asyncio.Event()
         runner = asyncio.create_task(campaign.run(stop))
-        await campaign.sign_in(
-            "a1",
-            Dial(
-                binding.contact,
-                (contact.host, contact.port or 5060),
-                extra_headers=auto_answer_headers("baresip"),
-            ),
-            extension=EXTENSION,
-        )
+        await campaign.sign_in("a1", desk_phone, extension=EXTENSION)
         agent = campaign.agents["a1"].agent
         await until(seen, lambda: agent.state is AgentState.READY, 10)
         await phone.stop()  # the phone unregisters (and drops its calls) as it goes
