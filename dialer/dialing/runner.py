@@ -37,7 +37,7 @@ from enum import StrEnum
 from dialer.agents.state import Agent, AgentInput, AgentPolicy, AgentState
 from dialer.calls.manager import CallManager, Dial
 from dialer.campaigns.hopper import AgentDayCounts, CampaignHours, Hopper, LeadCandidate, MixTarget
-from dialer.campaigns.recycling import LeadState, RetryRules, decide
+from dialer.campaigns.recycling import Callback, Decision, LeadState, RetryRules, decide
 from dialer.campaigns.trunks import NoRoute, NoRouteReason, TrunkPool
 from dialer.events import (
     AgentStateChanged,
@@ -183,6 +183,10 @@ class CampaignRunner:
         self.dialed: list[Dialed] = []
         self.agent_events: list[AgentStateChanged] = []
         self._attempts: dict[str, _Attempt] = {}
+        # Answered calls whose lead waits for the agent's disposition (wrap-up).
+        self._pending: dict[str, LeadCandidate] = {}
+        self.dispositions: list[tuple[str, str, str]] = []  # (lead id, agent id, code)
+        self._dnc_added: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
         calls.subscribers.append(self.on_event)
@@ -261,6 +265,7 @@ class CampaignRunner:
                 change = floor.agent.handle_timer(now, self._wall(now))
                 if change is not None:
                     self.agent_events.append(change)
+                self._settle_undispositioned()
                 if (
                     self.mode is DialMode.PROGRESSIVE
                     and floor.agent.state is AgentState.READY
@@ -305,7 +310,9 @@ class CampaignRunner:
                 return None
             if await self._claim(lead, floor):
                 break
-        self.leads[lead.lead_id] = dataclasses.replace(lead, state=LeadState.IN_PROGRESS)
+        self.leads[lead.lead_id] = dataclasses.replace(
+            lead, state=LeadState.IN_PROGRESS, callback=None
+        )
         floor.preview = lead
         self._apply(floor, AgentInput.RESERVE, call_id=f"preview-{lead.lead_id}")
         return lead
@@ -354,7 +361,7 @@ class CampaignRunner:
         if floor is None:
             raise ValueError(f"agent {agent_id} is not signed in to campaign {self.campaign_id}")
         number = normalise(raw_number, self.plan)  # InvalidNumber names what is wrong
-        if self.do_not_call(number):
+        if self._on_dnc(number):
             raise ValueError(f"{number} is on the do-not-call list")
         if floor.agent.state not in (AgentState.READY, AgentState.PAUSED):
             raise ValueError(f"agent {agent_id} is {floor.agent.state.value}, not free to dial")
@@ -377,6 +384,71 @@ class CampaignRunner:
         self.leads.pop(lead.lead_id, None)  # taken elsewhere, or on do-not-call
         return False
 
+    async def disposition(
+        self,
+        agent_id: str,
+        code: str,
+        *,
+        callback_at: datetime | None = None,
+        callback_anyone: bool = False,
+    ) -> None:
+        """The agent's result for the call just ended; ends wrap-up, recycles the lead.
+
+        A callback disposition needs ``callback_at`` (the time agreed with the
+        customer) and goes back to this agent unless ``callback_anyone``; a
+        do-not-call disposition puts the number on the campaign's list.
+        """
+        lead = self._pending.get(agent_id)
+        if lead is None:
+            raise ValueError(f"agent {agent_id} has no answered call waiting for a disposition")
+        decision = decide(
+            CallOutcome.ANSWERED,
+            lead.attempts,
+            self.wall_now(),
+            self.rules,
+            disposition=code,
+            callback_at=callback_at,
+        )  # a bad code or a callback without a time raises here, and nothing changes
+        del self._pending[agent_id]
+        self.dispositions.append((lead.lead_id, agent_id, code))
+        callback = None
+        if decision.lead_state is LeadState.CALLBACK and callback_at is not None:
+            callback = Callback(lead.lead_id, callback_at, None if callback_anyone else agent_id)
+        self._record_decision(lead, decision, callback)
+        if decision.lead_state is LeadState.DNC:
+            self._dnc_added.add(lead.phone)
+            store = self.store
+            if store is not None:
+                reason = f"disposition {code!r} by agent {agent_id}"
+                now = self.wall_now()
+                self._persist(lambda: store.add_dnc(lead.phone, self.campaign_id, reason, now))
+        floor = self.agents[agent_id]
+        if floor.agent.state is AgentState.WRAP_UP:
+            self._apply(floor, AgentInput.READY)
+
+    def _record_decision(
+        self, lead: LeadCandidate, decision: Decision, callback: Callback | None = None
+    ) -> None:
+        self.leads[lead.lead_id] = dataclasses.replace(
+            lead,
+            state=decision.lead_state,
+            next_attempt_at=decision.next_attempt_at,
+            attempts=decision.attempts,
+            callback=callback,
+        )
+        store = self.store
+        if store is not None:
+            self._persist(lambda: store.apply_decision(lead.lead_id, decision, callback))
+
+    def _settle_undispositioned(self) -> None:
+        """Wrap-up ran out without a disposition: the answered lead is done as it stands."""
+        for agent_id, lead in list(self._pending.items()):
+            if self.agents[agent_id].agent.state is not AgentState.WRAP_UP:
+                del self._pending[agent_id]
+                self._record_decision(
+                    lead, decide(CallOutcome.ANSWERED, lead.attempts, self.wall_now(), self.rules)
+                )
+
     def _number_only(self, number: str) -> LeadCandidate:
         """A stand-in lead for a manual dial: routed like a lead, recycled like none."""
         return LeadCandidate(
@@ -391,6 +463,9 @@ class CampaignRunner:
             callback=None,
             campaign_id=self.campaign_id,
         )
+
+    def _on_dnc(self, number: str) -> bool:
+        return number in self._dnc_added or self.do_not_call(number)
 
     def _ready_agent(self, agent_id: str) -> FloorAgent:
         floor = self.agents.get(agent_id)
@@ -414,7 +489,7 @@ class CampaignRunner:
             if not picked:
                 return None
             lead = picked[0]
-            if not self.do_not_call(lead.phone):
+            if not self._on_dnc(lead.phone):
                 return lead
             # Checked at dial time: the number may have been added since the import.
             self.leads[lead.lead_id] = dataclasses.replace(lead, state=LeadState.DNC)
@@ -437,7 +512,9 @@ class CampaignRunner:
         dial = self._route(attempt, lead)
         if dial is None:
             return
-        self.leads[lead.lead_id] = dataclasses.replace(lead, state=LeadState.IN_PROGRESS)
+        self.leads[lead.lead_id] = dataclasses.replace(
+            lead, state=LeadState.IN_PROGRESS, callback=None
+        )
         self._apply(floor, AgentInput.RESERVE, call_id=attempt.reservation)
         self._count(floor, lead)
         await self._place(floor, attempt, dial)
@@ -578,18 +655,17 @@ class CampaignRunner:
             self.trunks.on_result(attempt.trunk, status, self._loop.time())
             if outcome is CallOutcome.TRUNK_FAILURE and self._fail_over(attempt):
                 return
-        if lead is not None:
-            decision = decide(outcome, lead.attempts, self.wall_now(), self.rules)
-            self.leads[lead.lead_id] = dataclasses.replace(
-                lead,
-                state=decision.lead_state,
-                next_attempt_at=decision.next_attempt_at,
-                attempts=decision.attempts,
-            )
-            if store is not None:
-                lead_id = lead.lead_id
-                self._persist(lambda: store.apply_decision(lead_id, decision))
         floor = self.agents[attempt.agent_id]
+        awaits_disposition = (
+            lead is not None
+            and outcome is CallOutcome.ANSWERED
+            and attempt.bridged
+            and self.policy.wrap_up_limit_s > 0
+        )
+        if lead is not None and awaits_disposition:
+            self._pending[attempt.agent_id] = lead
+        elif lead is not None:
+            self._record_decision(lead, decide(outcome, lead.attempts, self.wall_now(), self.rules))
         if floor.agent.state is AgentState.TALKING:
             self._apply(floor, AgentInput.CALL_ENDED)
         elif floor.agent.state is AgentState.RESERVED:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,9 +19,13 @@ from dialer.app import running_service
 from dialer.calls.manager import Dial
 from dialer.campaigns.hopper import CampaignHours
 from dialer.campaigns.recycling import LeadState, RetryRules
+from dialer.campaigns.windows import CampaignError
 from dialer.dialing.runner import CampaignRunner, DialMode
 from dialer.events import CallBridged, CallEnded
+from dialer.leads.csv_import import import_leads
 from dialer.leads.phone import InvalidNumber
+from dialer.store.database import Database
+from dialer.store.leads import LeadStore
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +97,86 @@ async def test_preview_accept_and_skip_and_manual_dial(
     ]
     assert (await customers.wait(10)).ok
     assert (await phone.wait(10)).ok
+
+
+async def test_dispositions_schedule_callbacks_and_add_to_do_not_call(
+    tmp_path: Path, sipp_factory: Callable[..., Sipp]
+) -> None:
+    talk = write_ulaw(tmp_path / "customer.ul", tone(CUSTOMER_HZ, 10))
+    desk = write_ulaw(tmp_path / "agent.ul", tone(AGENT_HZ, 60))
+    customers = sipp_factory(
+        "uas_answer_hangup.xml", rtp_file=talk, duration_ms=800, calls=3, timeout=60
+    )
+    phone = sipp_factory("uas_answer.xml", rtp_file=desk, timeout=60)
+    for peer in (customers, phone):
+        await peer.start()
+    seen = Seen()
+    async with (
+        Database(f"sqlite+aiosqlite:///{tmp_path / 'dialer.db'}") as database,
+        running_service(service_config(tmp_path / "recordings")) as service,
+    ):
+        await database.upgrade()
+        store = LeadStore(database)
+        now = datetime.now(UTC)
+        await store.create_campaign("c1", "Callbacks", "progressive", "UTC", now=now)
+        report = import_leads("电话,姓名\r\n13700000001,甲\r\n13700000002,乙\r\n".encode())
+        assert await store.import_report("c1", report, now=now) == 2
+        service.subscribe(seen)
+        campaign = CampaignRunner(
+            service.calls,
+            campaign_id="c1",
+            hours=CampaignHours(open_now(now), "UTC"),
+            rules=RetryRules(),
+            route=lambda number: Dial(
+                f"sip:{number.lstrip('+')}@{customers.address}", (LOOPBACK, customers.port)
+            ),
+            policy=AgentPolicy(wrap_up_limit_s=60.0),
+            store=store,
+        )
+        assert await campaign.load() == 2
+        stop = asyncio.Event()
+        runner = asyncio.create_task(campaign.run(stop))
+        await campaign.sign_in("a1", Dial(f"sip:a1@{phone.address}", (LOOPBACK, phone.port)))
+        agent = campaign.agents["a1"].agent
+        with pytest.raises(ValueError, match="no answered call waiting for a disposition"):
+            await campaign.disposition("a1", "sale")
+
+        async def wrapped_up(calls: int) -> str:
+            await until(
+                seen,
+                lambda: (
+                    len(campaign.dispositions) + 1 == calls and agent.state is AgentState.WRAP_UP
+                ),
+                20,
+            )
+            return campaign.dialed[-1].lead_id or ""
+
+        first = await wrapped_up(1)
+        callback_at = datetime.now(UTC) + timedelta(seconds=2)
+        with pytest.raises(CampaignError, match="callback"):
+            await campaign.disposition("a1", "callback")  # a callback needs its time
+        await campaign.disposition("a1", "callback", callback_at=callback_at)
+        assert campaign.leads[first].state is LeadState.CALLBACK
+        callback = campaign.leads[first].callback
+        assert callback is not None and callback.agent_id == "a1"
+        second = await wrapped_up(2)
+        await campaign.disposition("a1", "dnc")
+        third = await wrapped_up(3)  # the callback came due: the same lead, same agent
+        redialed_at = campaign.dialed[-1].at
+        await campaign.disposition("a1", "sale")
+        stop.set()
+        await runner
+        await campaign.close()
+        stored = {lead_id: (await store.lead(lead_id)).state for lead_id in (first, second)}
+        on_dnc = await store.is_dnc(campaign.leads[second].phone, "c1")
+        attempts = await store.attempts_for(first)
+        leg = campaign.agents["a1"].leg
+        assert leg is not None
+        service.calls.disconnect_agent(leg)
+        await seen.first(CallEnded, {leg}, within=10)
+    assert third == first and second != first
+    assert redialed_at >= callback_at
+    assert stored == {first: LeadState.DONE, second: LeadState.DNC}
+    assert on_dnc
+    assert len(attempts) == 2
+    assert [code for _, _, code in campaign.dispositions] == ["callback", "dnc", "sale"]
