@@ -47,6 +47,7 @@ class Dial:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     trunk: str | None = None
+    caller_id: str | None = None  # the From user the callee sees; None: "dialer"
 
 
 @dataclass
@@ -121,7 +122,7 @@ class CallManager:
         config = LegConfig(
             call_id=leg_id,
             target=dial.target,
-            local_uri=f"sip:dialer@{host}",
+            local_uri=f"sip:{dial.caller_id or 'dialer'}@{host}",
             contact=f"sip:dialer@{host}:{port}",
             via_host=host,
             via_port=port,
@@ -314,6 +315,10 @@ class CallManager:
         if all(leg not in self.endpoint.calls for leg in legs):
             self._calls.pop(call.call_id, None)
         self._flush()
+
+    def publish(self, event: Event) -> None:
+        """Hand an event from elsewhere (agents, campaigns) to every subscriber, in order."""
+        self._publish(event)
 
     def _publish(self, event: Event) -> None:
         for subscriber in self.subscribers:

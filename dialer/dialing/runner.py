@@ -144,6 +144,7 @@ class CampaignRunner:
         wall_now: Callable[[], datetime] = lambda: datetime.now(UTC),
         store: LeadStore | None = None,
         node: str = "node-1",
+        caller_id: str | None = None,
     ) -> None:
         if ring_timeout_s < MIN_RING_S:
             raise ValueError(
@@ -162,6 +163,7 @@ class CampaignRunner:
         self.record_early_media = record_early_media
         self.store = store
         self.node = node
+        self.caller_id = caller_id  # the campaign's own; else the trunk's rotation
         # Writes go to the database in the order things happened, off the call path.
         self._writes: asyncio.Queue[Callable[[], Awaitable[object]]] = asyncio.Queue()
         self.write_failures = 0
@@ -264,7 +266,7 @@ class CampaignRunner:
             for floor in self.agents.values():
                 change = floor.agent.handle_timer(now, self._wall(now))
                 if change is not None:
-                    self.agent_events.append(change)
+                    self._agent_changed(change)
                 self._settle_undispositioned()
                 if (
                     self.mode is DialMode.PROGRESSIVE
@@ -291,7 +293,7 @@ class CampaignRunner:
                 leg is not None and leg.answered, bridged, now, self._wall(now)
             ):
                 log.warning("agent %s drifted; corrected to %s", agent_id, change.state)
-                self.agent_events.append(change)
+                self._agent_changed(change)
 
     @property
     def drift_corrections(self) -> int:
@@ -542,6 +544,7 @@ class CampaignRunner:
             username=address.username,
             password=address.password,
             trunk=chosen.trunk,
+            caller_id=self.caller_id or chosen.caller_id,
         )
 
     async def _place(
@@ -703,7 +706,11 @@ class CampaignRunner:
         now = self._loop.time()
         change = floor.agent.apply(what, now, self._wall(now), call_id=call_id)
         if change is not None:
-            self.agent_events.append(change)
+            self._agent_changed(change)
+
+    def _agent_changed(self, change: AgentStateChanged) -> None:
+        self.agent_events.append(change)
+        self.calls.publish(change)  # the same ordered stream as the calls' events
 
     def _wall(self, now: float) -> int:
         return self.calls.endpoint.clock.wall(now)

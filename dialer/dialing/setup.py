@@ -76,6 +76,7 @@ def campaign_runner(calls: CallManager, config: Config, campaign: CampaignConfig
         ring_timeout_s=campaign.ring_timeout_s,
         mode=mode,
         record=campaign.record,
+        caller_id=campaign.caller_id,
         record_early_media=campaign.record_early_media,
         # Manual and preview ring the desk phone per call; the others keep it connected.
         policy=agent_policy(config, persistent_connection=mode is DialMode.PROGRESSIVE),

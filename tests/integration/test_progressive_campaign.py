@@ -154,7 +154,14 @@ async def test_a_failing_trunk_fails_over_to_the_next_and_do_not_call_is_checked
     pool = TrunkPool(
         [
             TrunkSpec("primary", max_channels=10, max_cps=5, priority=0, strip_country_code=True),
-            TrunkSpec("backup", max_channels=10, max_cps=5, priority=1, strip_country_code=True),
+            TrunkSpec(
+                "backup",
+                max_channels=10,
+                max_cps=5,
+                priority=1,
+                strip_country_code=True,
+                caller_ids=("02150000001",),
+            ),
         ]
     )
     addresses = {
@@ -179,6 +186,10 @@ async def test_a_failing_trunk_fails_over_to_the_next_and_do_not_call_is_checked
         stop = asyncio.Event()
         runner = asyncio.create_task(campaign.run(stop))
         await campaign.sign_in("a1", Dial(f"sip:a1@{phone.address}", (LOOPBACK, phone.port)))
+        await until(seen, lambda: any(isinstance(e, CallBridged) for e in seen.events), 20)
+        live = next(e for e in seen.events if isinstance(e, CallBridged))
+        # The customer sees the backup trunk's caller id in From.
+        from_uri = service.endpoint.calls[live.call_id].config.local_uri
         await until(
             seen,
             lambda: (
@@ -193,6 +204,7 @@ async def test_a_failing_trunk_fails_over_to_the_next_and_do_not_call_is_checked
         assert leg is not None
         service.calls.disconnect_agent(leg)
         await seen.first(CallEnded, {leg}, within=10)
+    assert from_uri.startswith("sip:02150000001@")
     tries = [(d.lead_id, d.trunk) for d in campaign.dialed]
     assert tries == [("L1", "primary"), ("L1", "backup")]
     assert campaign.leads["L1"].attempts == 1  # the 503 did not burn an attempt
