@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--data-dir", type=Path, default=Path("var/demo"), help="where the demo writes"
     )
+    demo.add_argument(
+        "--mix",
+        default="answer=60,busy=20,invalid=10,unavailable=10",
+        help="customers' behaviour weights: answer, busy, invalid, unavailable, no_answer",
+    )
+    demo.add_argument("--talk", default="2-6", help="talk time of answered calls, LOW-HIGH s")
     return parser
 
 
@@ -66,9 +72,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         run(serve(config, duration=args.duration))
         return 0
     if args.command == "demo":
-        from dialer.demo import run_demo
+        from dialer.demo import CustomerMix, run_demo
 
-        summary = run(run_demo(phones=args.phones, duration=args.duration, data_dir=args.data_dir))
+        try:
+            mix = CustomerMix.parse(args.mix, args.talk)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        summary = run(
+            run_demo(phones=args.phones, duration=args.duration, data_dir=args.data_dir, mix=mix)
+        )
         print(summary.render())
         return 0 if summary.ok else 1
     raise AssertionError(args.command)

@@ -18,11 +18,13 @@ import dataclasses
 import hashlib
 import random
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from dialer.agents.state import AgentPolicy, AgentState
 from dialer.app import running_service, wall_clock
 from dialer.calls.manager import Dial
 from dialer.campaigns.hopper import CampaignHours
@@ -31,6 +33,7 @@ from dialer.campaigns.windows import CallingWindows
 from dialer.config import Config, PhoneConfig, SipConfig
 from dialer.dialing.runner import CampaignRunner
 from dialer.events import (
+    AgentStateChanged,
     CallBridged,
     CallEnded,
     Event,
@@ -46,10 +49,50 @@ from dialer.sip.uri import SipUri
 from dialer.store.database import Database
 from dialer.store.leads import LeadStore
 
-# The customers' answer mix: (status, weight). 200 answers and talks.
-CUSTOMER_MIX = ((200, 60), (486, 20), (404, 10), (480, 10))
-TALK_S = (2.0, 6.0)
-LEADS_PER_PHONE = 40  # a customer who answers talks for a uniform time in this range
+LEADS_PER_PHONE = 40
+# What a simulated customer's line does, by name: the SIP status it answers with.
+# "no_answer" rings until the dialer gives up (never before 15 s).
+BEHAVIOURS = {"answer": 200, "busy": 486, "invalid": 404, "unavailable": 480, "no_answer": 0}
+DEFAULT_MIX = "answer=60,busy=20,invalid=10,unavailable=10"
+DEFAULT_TALK = "2-6"  # a customer who answers talks for a uniform time in this range, seconds
+# What the simulated agents set after a call, and how often.
+DISPOSITIONS = (("sale", 30), ("not_interested", 50), ("callback", 15), ("dnc", 5))
+WRAP_UP_S = (0.2, 0.8)  # how long a simulated agent takes to set the result
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerMix:
+    """The simulated customers' behaviour weights and talk time (uniform, seconds)."""
+
+    weights: tuple[tuple[str, int], ...]
+    talk_s: tuple[float, float]
+
+    @classmethod
+    def parse(cls, mix: str = DEFAULT_MIX, talk: str = DEFAULT_TALK) -> CustomerMix:
+        problems: list[str] = []
+        weights: list[tuple[str, int]] = []
+        for part in mix.split(","):
+            name, _, raw = part.strip().partition("=")
+            if name not in BEHAVIOURS:
+                known = ", ".join(BEHAVIOURS)
+                problems.append(f"--mix: unknown behaviour {name!r} (known: {known})")
+            elif not raw.isdigit():
+                problems.append(f"--mix: {name}={raw!r} is not a whole number")
+            else:
+                weights.append((name, int(raw)))
+        if not problems and sum(w for _, w in weights) == 0:
+            problems.append("--mix: the weights add up to 0")
+        low, _, high = talk.partition("-")
+        try:
+            talk_s = (float(low), float(high or low))
+            if not 0 < talk_s[0] <= talk_s[1]:
+                problems.append(f"--talk: {talk!r} must be positive, low before high")
+        except ValueError:
+            problems.append(f"--talk: {talk!r} is not SECONDS or LOW-HIGH")
+            talk_s = (0.0, 0.0)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return cls(tuple(weights), talk_s)
 
 
 @dataclass
@@ -70,6 +113,7 @@ class DemoSummary:
     recordings_verified: int = 0
     recorded_seconds: float = 0.0
     leads_imported: int = 0
+    dispositions: dict[str, int] = field(default_factory=dict)
     db_lead_states: dict[str, int] = field(default_factory=dict)
     db_attempts: dict[str, int] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
@@ -102,6 +146,7 @@ class DemoSummary:
             ("malformed messages", self.malformed),
             ("calls placed", self.calls_placed),
             ("customer outcomes", outcomes or "none"),
+            ("agents' dispositions", _pairs(self.dispositions)),
             ("leads imported", self.leads_imported),
             ("leads by state (db)", _pairs(self.db_lead_states)),
             ("attempts (db)", _pairs(self.db_attempts)),
@@ -118,17 +163,28 @@ class DemoSummary:
         return "\n".join(lines)
 
 
+async def _disposition(campaign: CampaignRunner, agent: str, rng: random.Random) -> None:
+    await asyncio.sleep(rng.uniform(*WRAP_UP_S))
+    codes = [code for code, _ in DISPOSITIONS]
+    code = rng.choices(codes, [weight for _, weight in DISPOSITIONS])[0]
+    callback_at = datetime.now(UTC) + timedelta(hours=2) if code == "callback" else None
+    with contextlib.suppress(ValueError):  # the call may have been settled meanwhile
+        await campaign.disposition(agent, code, callback_at=callback_at)
+
+
 def _pairs(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
 
 
-def _customer_plan(rng: random.Random) -> Callable[[IncomingCall], AnswerPlan]:
-    statuses = [status for status, _ in CUSTOMER_MIX]
-    weights = [weight for _, weight in CUSTOMER_MIX]
+def _customer_plan(mix: CustomerMix, rng: random.Random) -> Callable[[IncomingCall], AnswerPlan]:
+    names = [name for name, _ in mix.weights]
+    weights = [weight for _, weight in mix.weights]
 
     def plan(call: IncomingCall) -> AnswerPlan:
-        status = rng.choices(statuses, weights)[0]
-        return AnswerPlan(status, ring_s=rng.uniform(0.3, 1.0), talk_s=rng.uniform(*TALK_S))
+        status = BEHAVIOURS[rng.choices(names, weights)[0]]
+        if status == 0:
+            return AnswerPlan(200, ring_s=3600.0)  # rings until cancelled
+        return AnswerPlan(status, ring_s=rng.uniform(0.3, 1.0), talk_s=rng.uniform(*mix.talk_s))
 
     return plan
 
@@ -149,7 +205,9 @@ def _verified(event: RecordingClosed) -> bool:
     return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == event.sha256
 
 
-async def run_demo(phones: int, duration: float, data_dir: Path) -> DemoSummary:
+async def run_demo(
+    phones: int, duration: float, data_dir: Path, mix: CustomerMix | None = None
+) -> DemoSummary:
     if phones < 1:
         raise ValueError("--phones must be at least 1")
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
@@ -201,7 +259,9 @@ async def run_demo(phones: int, duration: float, data_dir: Path) -> DemoSummary:
             line.adapter.flush()
             agents[ext] = line
             clients.append((client, line))
-        customers = SimLine("customers", _customer_plan(rng), tone_hz=1000.0, rng=rng)
+        customers = SimLine(
+            "customers", _customer_plan(mix or CustomerMix.parse(), rng), tone_hz=1000.0, rng=rng
+        )
         await customers.start(wall_clock())
         registrar = service.endpoint.registrar
         assert registrar is not None
@@ -232,8 +292,19 @@ async def run_demo(phones: int, duration: float, data_dir: Path) -> DemoSummary:
             ),
             ring_timeout_s=15.0,
             store=store,
+            policy=AgentPolicy(wrap_up_limit_s=10.0),
         )
         await campaign.load()
+        # The simulated agents set a result in wrap-up, as an agent would on the desk page.
+        dispositions: set[asyncio.Task[None]] = set()
+
+        def wrap_up(event: Event) -> None:
+            if isinstance(event, AgentStateChanged) and event.state == AgentState.WRAP_UP:
+                task = loop.create_task(_disposition(campaign, event.agent, rng))
+                dispositions.add(task)
+                task.add_done_callback(dispositions.discard)
+
+        service.subscribe(wrap_up)
         stop = asyncio.Event()
         runner = asyncio.create_task(campaign.run(stop), name="demo-campaign")
         for ext in extensions:
@@ -258,6 +329,9 @@ async def run_demo(phones: int, duration: float, data_dir: Path) -> DemoSummary:
         for floor in campaign.agents.values():
             if floor.leg is not None:
                 service.calls.disconnect_agent(floor.leg)
+        if dispositions:
+            await asyncio.wait(list(dispositions), timeout=5)  # results still being set
+        summary.dispositions = dict(Counter(code for _, _, code in campaign.dispositions))
         await campaign.close()
         summary.db_lead_states = {k: v for k, v in (await store.counts("demo")).items() if v}
         summary.db_attempts = {k: v for k, v in (await store.attempt_counts("demo")).items() if v}

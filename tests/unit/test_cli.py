@@ -89,3 +89,18 @@ def test_demo_registers_phones_and_bridges_and_records_calls_over_real_sip(
     assert bridged_rows == bridged
     assert ", ".join(f"{k}={v}" for k, v in sorted(states.items())) == lines["leads by state (db)"]
     assert sum(states.values()) == int(lines["leads imported"])
+
+
+def test_demo_refuses_a_bad_customer_mix_naming_each_problem(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = ["demo", "--mix", "answer=x,foo=1", "--talk", "5-2", "--data-dir", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--mix: answer='x' is not a whole number" in err
+    assert (
+        "--mix: unknown behaviour 'foo' (known: answer, busy, invalid, unavailable, no_answer)"
+        in err
+    )
+    assert "--talk: '5-2' must be positive, low before high" in err
+    assert not (tmp_path / "dialer.db").exists()  # refused before anything started
