@@ -25,6 +25,18 @@ def _parser() -> argparse.ArgumentParser:
         "config", type=Path, nargs="?", help="TOML file (defaults apply without one)"
     )
 
+    leads = commands.add_parser(
+        "import-leads", help="import a CSV lead list into a configured campaign, all or nothing"
+    )
+    leads.add_argument("file", type=Path, help="CSV (UTF-8 with or without BOM, or GB18030)")
+    leads.add_argument("--campaign", required=True, help="campaign id from the configuration")
+    leads.add_argument("--config", type=Path, help="TOML configuration file")
+    leads.add_argument(
+        "--accept-valid",
+        action="store_true",
+        help="import the valid rows even when some rows are invalid (the report lists them)",
+    )
+
     serve = commands.add_parser("serve", help="run the service")
     serve.add_argument("--config", type=Path, help="TOML configuration file")
     serve.add_argument(
@@ -61,6 +73,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"{args.config or 'defaults'}: ok")
         return 0
+    if args.command == "import-leads":
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        from dialer.import_cli import import_file, render
+
+        try:
+            code, report, message = run(
+                import_file(config, args.campaign, args.file, accept_valid=args.accept_valid)
+            )
+        except OSError as exc:
+            print(f"{args.file}: cannot read: {exc.strerror}", file=sys.stderr)
+            return 2
+        print(render(report, message), file=sys.stdout if code == 0 else sys.stderr)
+        return code
     if args.command == "serve":
         try:
             config = load_config(args.config)

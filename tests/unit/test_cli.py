@@ -104,3 +104,69 @@ def test_demo_refuses_a_bad_customer_mix_naming_each_problem(
     )
     assert "--talk: '5-2' must be positive, low before high" in err
     assert not (tmp_path / "dialer.db").exists()  # refused before anything started
+
+
+def _import_config(tmp_path: Path) -> Path:
+    config = tmp_path / "dialer.toml"
+    config.write_text(
+        f"""
+[database]
+url = "sqlite+aiosqlite:///{tmp_path / "leads.db"}"
+
+[[phones]]
+extension = "1001"
+password_env = "DEMO_PHONE_PW"
+
+[[trunks]]
+name = "pbx"
+host = "127.0.0.1"
+
+[[agents]]
+id = "a1"
+extension = "1001"
+
+[[campaigns]]
+id = "spring"
+mode = "progressive"
+trunks = ["pbx"]
+agents = ["a1"]
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def _leads_in(db: Path) -> list[tuple[str, str]]:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return list(conn.execute("SELECT phone, name FROM leads ORDER BY phone"))
+
+
+def test_import_leads_is_all_or_nothing_with_a_row_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEMO_PHONE_PW", "secret-1001")
+    config = _import_config(tmp_path)
+    good = tmp_path / "good.csv"
+    good.write_bytes("电话,姓名\r\n138 0013 8000,张三\r\n13900139000,李四\r\n".encode("gb18030"))
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_bytes("\ufeff电话,姓名\r\n13700137000,王五\r\n12345,坏号码\r\n".encode())
+    base = ["import-leads", "--config", str(config), "--campaign", "spring"]
+    # A row is invalid: nothing goes in unless the valid rest is accepted.
+    assert main([*base, str(mixed)]) == 1
+    err = capsys.readouterr().err
+    assert "row 3, column '电话', value '12345'" in err
+    assert "refused: fix the rows above" in err
+    assert not (tmp_path / "leads.db").exists()
+    assert main([*base, str(good)]) == 0
+    assert "imported 2 leads into campaign 'spring'" in capsys.readouterr().out
+    assert _leads_in(tmp_path / "leads.db") == [
+        ("+8613800138000", "张三"),
+        ("+8613900139000", "李四"),
+    ]
+    # The same file again: a duplicate in the database rolls the whole import back.
+    assert main([*base, str(good)]) == 2
+    assert "refused, nothing imported" in capsys.readouterr().err
+    assert main([*base, "--accept-valid", str(mixed)]) == 0
+    assert len(_leads_in(tmp_path / "leads.db")) == 3
+    assert main([*base[:-1], "autumn", str(good)]) == 2
+    assert "unknown campaign 'autumn' (known: spring)" in capsys.readouterr().err
