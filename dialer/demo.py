@@ -112,6 +112,7 @@ class DemoSummary:
     recordings: int = 0
     recordings_verified: int = 0
     recorded_seconds: float = 0.0
+    campaign: str = ""
     leads_imported: int = 0
     dispositions: dict[str, int] = field(default_factory=dict)
     db_lead_states: dict[str, int] = field(default_factory=dict)
@@ -146,6 +147,7 @@ class DemoSummary:
             ("malformed messages", self.malformed),
             ("calls placed", self.calls_placed),
             ("customer outcomes", outcomes or "none"),
+            ("campaign", self.campaign),
             ("agents' dispositions", _pairs(self.dispositions)),
             ("leads imported", self.leads_imported),
             ("leads by state (db)", _pairs(self.db_lead_states)),
@@ -279,12 +281,17 @@ async def run_demo(
         await database.upgrade()
         store = LeadStore(database)
         now = datetime.now(UTC)
-        await store.create_campaign("demo", "Demo floor", "progressive", "Asia/Shanghai", now=now)
+        # Each run is its own campaign, so the data directory keeps every earlier run.
+        campaign_id = f"demo-{now:%Y%m%d-%H%M%S}-{rng.randrange(1000):03d}"
+        summary.campaign = campaign_id
+        await store.create_campaign(
+            campaign_id, "Demo floor", "progressive", "Asia/Shanghai", now=now
+        )
         report = import_leads(_demo_csv(LEADS_PER_PHONE * phones, rng))
-        summary.leads_imported = await store.import_report("demo", report, now=now)
+        summary.leads_imported = await store.import_report(campaign_id, report, now=now)
         campaign = CampaignRunner(
             service.calls,
-            campaign_id="demo",
+            campaign_id=campaign_id,
             hours=CampaignHours(CallingWindows.parse({"mon-sun": ["00:00-24:00"]}), "UTC"),
             rules=RetryRules(),
             route=lambda number: Dial(
@@ -333,8 +340,9 @@ async def run_demo(
             await asyncio.wait(list(dispositions), timeout=5)  # results still being set
         summary.dispositions = dict(Counter(code for _, _, code in campaign.dispositions))
         await campaign.close()
-        summary.db_lead_states = {k: v for k, v in (await store.counts("demo")).items() if v}
-        summary.db_attempts = {k: v for k, v in (await store.attempt_counts("demo")).items() if v}
+        summary.db_lead_states = {k: v for k, v in (await store.counts(campaign_id)).items() if v}
+        attempts = await store.attempt_counts(campaign_id)
+        summary.db_attempts = {k: v for k, v in attempts.items() if v}
         summary.phones_registered = sum(
             1 for c, _ in clients if c.state is RegistrationState.REGISTERED
         )

@@ -89,6 +89,18 @@ def test_demo_registers_phones_and_bridges_and_records_calls_over_real_sip(
     assert bridged_rows == bridged
     assert ", ".join(f"{k}={v}" for k, v in sorted(states.items())) == lines["leads by state (db)"]
     assert sum(states.values()) == int(lines["leads imported"])
+    # Run again on the same data: a new campaign beside the first, nothing lost.
+    again = subprocess.run(
+        [sys.executable, "-m", "dialer.cli", "demo", "--duration", "3", "--phones", "1",
+         "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    with contextlib.closing(sqlite3.connect(tmp_path / "dialer.db")) as db:
+        campaigns = db.execute("SELECT count(*) FROM campaigns").fetchone()[0]
+        kept = db.execute("SELECT count(*) FROM dial_attempts").fetchone()[0]
+    assert campaigns == 2
+    assert kept >= placed
 
 
 def test_demo_refuses_a_bad_customer_mix_naming_each_problem(
