@@ -247,6 +247,12 @@ class CallManager:
     def _handle(self, event: Event, now: float) -> None:
         if not isinstance(event, CallEvent):
             return
+        if isinstance(event, CallProgress | CallAnswered | MediaRenegotiated):
+            # Whatever the leg belongs to, its media follows its SDP (the relay
+            # ignores legs it has no ports for).
+            media = self.endpoint.media_of(event.call_id)
+            if media is not None:
+                self.relay.negotiated(event.call_id, media, now)
         agent_leg = self.agent_legs.get(event.call_id)
         if agent_leg is not None:
             self._handle_agent_leg(agent_leg, event, now)
@@ -255,10 +261,6 @@ class CallManager:
         if call is None:
             return
         side = Side.CUSTOMER if event.call_id == call.customer_leg else Side.AGENT
-        if isinstance(event, CallProgress | CallAnswered | MediaRenegotiated):
-            media = self.endpoint.media_of(event.call_id)
-            if media is not None:
-                self.relay.negotiated(event.call_id, media, now)
         if isinstance(event, CallAnswered):
             call.answered.add(side)
             if call.answered == {Side.CUSTOMER, Side.AGENT} and not call.ended:
@@ -270,10 +272,6 @@ class CallManager:
             self._by_leg.pop(event.call_id, None)
 
     def _handle_agent_leg(self, leg: AgentLeg, event: CallEvent, now: float) -> None:
-        if isinstance(event, CallAnswered | MediaRenegotiated):
-            media = self.endpoint.media_of(leg.leg_id)
-            if media is not None:
-                self.relay.negotiated(leg.leg_id, media, now)
         if isinstance(event, CallAnswered):
             leg.answered = True
         elif isinstance(event, CallEnded):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dialer.events import Event, RecordingClosed, RecordingFailed
+from dialer.events import Event, MediaTimeout, RecordingClosed, RecordingFailed
 from dialer.media.bridge import Bridge, Side
 from dialer.media.stream import Address, MediaStream
 from dialer.recording.repair import RepairedRecording, RepairReport, repair_directory
@@ -252,7 +252,7 @@ class MediaRelay:
         if deadline is not None and now >= deadline:
             bridge.handle_timer(now)
         for event in bridge.take_events():
-            if event.kind == "media_timeout":
+            if isinstance(event, MediaTimeout):
                 self.counters.media_timeouts += 1
             self.emit(event)
         self._flush_audio(bridge, now)

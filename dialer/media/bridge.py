@@ -204,16 +204,18 @@ class Bridge:
             stream.receive_rtcp(data, source, now)
 
     def _on_audio(self, side: Side, audio: Audio, now: float) -> None:
+        pcm: bytes | None = None
         if self.bridged_at is None and side is Side.CUSTOMER:
             room = self._early_limit - len(self._early)
             if room > 0:
-                self._early += audio.pcm[:room]
+                pcm = audio.pcm()
+                self._early += pcm[:room]
             if self.record and self.record_early_media and self.mixer is None:
                 self._start_recording(now)
         mixer = self.mixer
         if mixer is not None and (self.bridged_at is not None or side is Side.CUSTOMER):
             packet = audio.packet
-            mixer.add(_CHANNEL[side], packet.ssrc, packet.timestamp, audio.pcm, now)
+            mixer.add(_CHANNEL[side], packet.ssrc, packet.timestamp, pcm or audio.pcm(), now)
 
     def _on_event(self, side: Side, packet: RtpView, now: float) -> None:
         receiver = self._dtmf.get(side)

@@ -13,6 +13,7 @@ a recording.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -39,11 +40,17 @@ class Drop(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Audio:
-    """A validated audio packet and its 16-bit PCM."""
+    """A validated audio packet; ``pcm()`` decodes it, only for who needs the samples.
+
+    Relaying needs no samples (the payload is copied, or transcoded law to
+    law), so decoding is left to the recording and early-media paths.
+    """
 
     packet: RtpView
-    pcm: bytes
-    ssrc_changed: bool
+    decode: Callable[[bytes], bytes]
+
+    def pcm(self) -> bytes:
+        return self.decode(self.packet.payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +131,8 @@ class MediaStream:
             if decode is None:
                 self._drop(Drop.UNKNOWN_PAYLOAD)
                 return None
-            accepted: Accepted = Audio(packet, decode(packet.payload), self._note_ssrc(packet))
+            self._note_ssrc(packet)
+            accepted: Accepted = Audio(packet, decode)
         elif packet.payload_type == media.telephone_event:
             self._note_ssrc(packet)
             accepted = Event(packet)
@@ -160,15 +168,14 @@ class MediaStream:
             return source == self.latched
         return source[0] == media.remote[0]
 
-    def _note_ssrc(self, packet: RtpView) -> bool:
+    def _note_ssrc(self, packet: RtpView) -> None:
         if packet.ssrc == self.ssrc:
-            return False
+            return
         changed = self.ssrc is not None
         self.ssrc = packet.ssrc
         if changed:
             # A new source restarts sequence and jitter accounting (RFC 3550 §8.2).
             self.stats.reset()
-        return changed
 
     def _drop(self, reason: Drop) -> None:
         self.drops[reason] += 1
