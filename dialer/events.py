@@ -264,3 +264,72 @@ class AgentStateChanged(Event):
     reason: str | None = None
     billable: bool | None = None
     call_id: str | None = None
+
+
+class Direction(StrEnum):
+    OUTBOUND = "outbound"
+    INBOUND = "inbound"
+
+
+class ClearedBy(StrEnum):
+    """Who ended a bridged (or bridging) call, as a manager reads a CDR."""
+
+    AGENT = "agent"
+    CUSTOMER = "customer"
+    SYSTEM = "system"  # media timeout, ring timeout, sign-out, shutdown
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallAssigned(CallEvent):
+    """What a call attempt is for: published by the dialer before its INVITE goes out.
+
+    ``attempt_of`` is the call id of the first attempt of a chain (a trunk
+    failover, a transfer): each attempt keeps its own id and its own CDR.
+    """
+
+    kind: ClassVar[str] = "call_assigned"
+    campaign: str | None
+    lead_id: str | None
+    agent: str | None
+    mode: str
+    direction: Direction
+    number: str
+    caller_id: str | None = None
+    trunk: str | None = None
+    attempt_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallCleared(CallEvent):
+    """The call as a whole is over (both legs told to end), and who ended it."""
+
+    kind: ClassVar[str] = "call_cleared"
+    by: ClearedBy
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallTransferred(CallEvent):
+    """The customer moved to another agent: this attempt ends, ``new_call_id`` begins."""
+
+    kind: ClassVar[str] = "call_transferred"
+    new_call_id: str
+    to_agent: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DispositionSet(CallEvent):
+    """The agent's result for the call (in wrap-up); ``callback_at_ms`` for a callback."""
+
+    kind: ClassVar[str] = "disposition_set"
+    agent: str
+    code: str
+    callback_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnsweringClassified(CallEvent):
+    """Who answered: a live person, a machine (voicemail, announcement) or unknown."""
+
+    kind: ClassVar[str] = "answering_classified"
+    answered_by: str  # "human", "machine" or "unknown"

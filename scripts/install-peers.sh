@@ -14,6 +14,7 @@ PEERS=(
   "mosquitto:mosquitto"
   "mosquitto-clients:mosquitto_pub"
   "postgresql:initdb"
+  "prometheus:prometheus"
 )
 
 have() {
