@@ -25,6 +25,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from cdr.effective import DEFAULT_RULE, EffectiveRule, RuleError
 from dialer.campaigns.windows import CallingWindows, CampaignError, zone
 
 ENV_PREFIX = "DIALER_"
@@ -40,6 +41,7 @@ SYSTEM_PAUSE_CODES = ("not_ready", "phone_lost", "wrap_up_exceeded")
 SEED_WINDOWS: Mapping[str, tuple[str, ...]] = {"mon-fri": ("10:30-12:00", "15:30-17:30")}
 DEFAULT_WINDOWS = CallingWindows.parse(SEED_WINDOWS)
 MIN_RING_TIMEOUT_S = 15.0  # DESIGN.md: a ring timeout is never shorter than 15 s
+MIN_RETENTION_DAYS = 30  # China: licensed call centres keep recordings at least 30 days
 MAX_ABANDON_CAP = 0.2
 
 # Ids end up in metric labels, file names and events: keep them plain.
@@ -99,6 +101,14 @@ class MediaConfig:
 @dataclass(frozen=True, slots=True)
 class DatabaseConfig:
     url: str = "sqlite+aiosqlite:///var/dialer.db"
+
+
+@dataclass(frozen=True, slots=True)
+class CdrConfig:
+    journal_path: str = ""  # empty: cdr-journal.jsonl in the service's data_dir
+    retention_days: int = 30  # recordings; a campaign may keep them longer, never shorter
+    qa_sample_rate: float = 0.05  # share of each agent's answered calls a day sent to QA
+    qa_sample_minimum: int = 2  # and at least this many per agent and day
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +197,7 @@ class CampaignConfig:
     effective_rule: str = "default"  # the effective-call rule the CDRs are judged by
     abandon_cap: float = 0.03  # predictive: abandoned share of live answers
     max_dial_level: float = 3.0  # predictive: calls in flight per available agent
+    recording_retention_days: int = 0  # 0: the service's cdr.retention_days
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +207,8 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    cdr: CdrConfig = field(default_factory=CdrConfig)
+    effective_rules: tuple[EffectiveRule, ...] = (DEFAULT_RULE,)
     phones: tuple[PhoneConfig, ...] = ()
     trunks: tuple[TrunkConfig, ...] = ()
     agent_policy: AgentPolicyConfig = field(default_factory=AgentPolicyConfig)
@@ -209,9 +222,10 @@ _SECTIONS: dict[str, type[Any]] = {
     "media": MediaConfig,
     "database": DatabaseConfig,
     "metrics": MetricsConfig,
+    "cdr": CdrConfig,
 }
-# Single sections built by their own function (they hold a list of tables).
-_SPECIAL_SECTIONS = ("agent_policy",)
+# Single sections built by their own function (they hold tables of their own).
+_SPECIAL_SECTIONS = ("agent_policy", "effective_rules")
 _ARRAYS = ("phones", "trunks", "agents", "campaigns")
 
 
@@ -317,9 +331,10 @@ def _build(
         arrays[array] = tuple(value for _, value in built)
     if any(v is None for v in sections.values()) or len(sections) != len(_SECTIONS):
         return None
-    if policy is None:
+    rules = _effective_rules(raw.get("effective_rules", {}), problems)
+    if policy is None or rules is None:
         return None
-    config = Config(agent_policy=policy, **arrays, **sections)
+    config = Config(agent_policy=policy, effective_rules=rules, **arrays, **sections)
     return config, FileFacts(declared=_declared(raw), positions=positions)
 
 
@@ -456,6 +471,23 @@ def _agent_policy(key: str, table: dict[str, Any], problems: list[str]) -> Agent
     if len(problems) != before:
         return None
     return AgentPolicyConfig(**values)
+
+
+def _effective_rules(table: Any, problems: list[str]) -> tuple[EffectiveRule, ...] | None:
+    """``[effective_rules.NAME]`` tables; "default" is the shipped rule unless redefined."""
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        problems.append("effective_rules: must be tables, [effective_rules.NAME]")
+        return None
+    rules = {DEFAULT_RULE.name: DEFAULT_RULE}
+    failed = False
+    for name, body in table.items():
+        _safe_id(f"effective_rules.{name}", name, problems)
+        try:
+            rules[name] = EffectiveRule.from_mapping(name, body)
+        except RuleError as error:
+            problems.extend(str(error).split("; "))
+            failed = True
+    return None if failed else tuple(rules.values())
 
 
 def _agent(key: str, item: dict[str, Any], problems: list[str]) -> AgentConfig | None:
@@ -629,6 +661,16 @@ def validate(config: Config, facts: FileFacts | None = None) -> list[str]:
     _port("sip.udp_port", sip.udp_port, problems)
     _port("sip.tcp_port", sip.tcp_port, problems)
     _port("metrics.port", config.metrics.port, problems)
+    cdr = config.cdr
+    if cdr.retention_days < MIN_RETENTION_DAYS:
+        problems.append(
+            f"cdr.retention_days: {cdr.retention_days} is under the {MIN_RETENTION_DAYS} "
+            "days recordings must be kept"
+        )
+    if not 0 <= cdr.qa_sample_rate <= 1:
+        problems.append(f"cdr.qa_sample_rate: must be between 0 and 1, got {cdr.qa_sample_rate:g}")
+    if cdr.qa_sample_minimum < 0:
+        problems.append(f"cdr.qa_sample_minimum: must be 0 or more, got {cdr.qa_sample_minimum}")
     if sip.t1 <= 0 or sip.t2 < sip.t1 or sip.t4 <= 0:
         problems.append("sip.t1/t2/t4: need 0 < t1 <= t2 and t4 > 0")
     digests = ("MD5", "SHA-256")
@@ -772,6 +814,18 @@ def _campaign_problems(config: Config, facts: FileFacts) -> list[str]:
                 f"timeout is never shorter than {MIN_RING_TIMEOUT_S:g} s"
             )
         _safe_id(f"{key}.effective_rule", campaign.effective_rule, problems)
+        rules = [rule.name for rule in config.effective_rules]
+        if campaign.effective_rule and campaign.effective_rule not in rules:
+            problems.append(
+                f"{key}.effective_rule: no rule {campaign.effective_rule!r} "
+                f"(defined: {', '.join(rules)})"
+            )
+        retention = campaign.recording_retention_days
+        if retention and retention < MIN_RETENTION_DAYS:
+            problems.append(
+                f"{key}.recording_retention_days: {retention} is under the "
+                f"{MIN_RETENTION_DAYS} days recordings must be kept"
+            )
         if not 0 < campaign.abandon_cap <= MAX_ABANDON_CAP:
             problems.append(
                 f"{key}.abandon_cap: must be above 0 and at most {MAX_ABANDON_CAP:g} "

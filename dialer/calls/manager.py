@@ -13,15 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dialer.events import (
     CallAnswered,
+    CallCleared,
     CallEnded,
     CallEvent,
     CallProgress,
+    ClearedBy,
     Event,
+    HangupBy,
     MediaRenegotiated,
     MediaTimeout,
 )
@@ -90,6 +94,11 @@ class CallManager:
         self._by_leg: dict[str, _Call] = {}
         self.agent_legs: dict[str, AgentLeg] = {}
         self._scheduled = False
+        # Events published while subscribers run (an agent's state change in
+        # reaction to a call's end) wait their turn, so every subscriber sees
+        # one and the same order.
+        self._outbox: deque[Event] = deque()
+        self._delivering = False
         self._loop = asyncio.get_running_loop()
         relay.emit = self._on_relay_event
         # Subscribers attach right after the service starts: they get these first.
@@ -214,11 +223,13 @@ class CallManager:
             self.endpoint.hangup(agent_leg, self._loop.time())
             self._flush()
 
-    def hangup(self, call_id: str) -> None:
-        """End a call from our side: both legs."""
+    def hangup(
+        self, call_id: str, *, by: ClearedBy = ClearedBy.SYSTEM, reason: str = ""
+    ) -> None:
+        """End a call from our side: both legs; ``by`` says who asked (for the CDR)."""
         call = self._calls.get(call_id)
         if call is not None:
-            self._end(call, self._loop.time())
+            self._end(call, self._loop.time(), by, reason or "hung up by the dialer")
 
     # -- events --------------------------------------------------------
 
@@ -268,7 +279,12 @@ class CallManager:
                 self.relay.connect(call.call_id, call.agent_leg, now)
         elif isinstance(event, CallEnded):
             self.relay.close_leg(event.call_id)
-            self._end(call, now)
+            remote = event.hangup_by is HangupBy.REMOTE
+            if side is Side.CUSTOMER:
+                by = ClearedBy.CUSTOMER if remote else ClearedBy.SYSTEM
+            else:
+                by = ClearedBy.AGENT if remote else ClearedBy.SYSTEM
+            self._end(call, now, by, f"{side.value} leg ended: {event.outcome.value}")
             self._by_leg.pop(event.call_id, None)
 
     def _handle_agent_leg(self, leg: AgentLeg, event: CallEvent, now: float) -> None:
@@ -279,7 +295,8 @@ class CallManager:
             del self.agent_legs[leg.leg_id]
             call = self._calls.get(leg.call_id) if leg.call_id is not None else None
             if call is not None:
-                self._end(call, now)
+                by = ClearedBy.AGENT if event.hangup_by is HangupBy.REMOTE else ClearedBy.SYSTEM
+                self._end(call, now, by, "agent connection ended")
             self.relay.close_leg(leg.leg_id)
 
     def _on_relay_event(self, event: Event) -> None:
@@ -293,15 +310,24 @@ class CallManager:
                     event.silent_s,
                 )
                 self._publish(event)
-                self._end(call, event.mono)
+                self._end(call, event.mono, ClearedBy.SYSTEM, f"no media from the {event.leg}")
                 self._flush()
                 self._schedule()
                 return
         self._publish(event)
 
-    def _end(self, call: _Call, now: float) -> None:
+    def _end(self, call: _Call, now: float, by: ClearedBy, reason: str) -> None:
         if not call.ended:
             call.ended = True
+            self._publish(
+                CallCleared(
+                    call_id=call.call_id,
+                    at_ms=self.endpoint.clock.wall(now),
+                    mono=now,
+                    by=by,
+                    reason=reason,
+                )
+            )
             self.relay.end(call.call_id, now)
             agent_leg = self.agent_legs.get(call.agent_leg)
             if agent_leg is not None and agent_leg.call_id == call.call_id:
@@ -319,8 +345,17 @@ class CallManager:
         self._publish(event)
 
     def _publish(self, event: Event) -> None:
-        for subscriber in self.subscribers:
-            try:
-                subscriber(event)
-            except Exception:
-                log.exception("event subscriber failed on %s", event.kind)
+        self._outbox.append(event)
+        if self._delivering:
+            return
+        self._delivering = True
+        try:
+            while self._outbox:
+                queued = self._outbox.popleft()
+                for subscriber in self.subscribers:
+                    try:
+                        subscriber(queued)
+                    except Exception:
+                        log.exception("event subscriber failed on %s", queued.kind)
+        finally:
+            self._delivering = False

@@ -42,9 +42,13 @@ from dialer.campaigns.trunks import NoRoute, NoRouteReason, TrunkPool
 from dialer.events import (
     AgentStateChanged,
     CallAnswered,
+    CallAssigned,
     CallBridged,
     CallEnded,
     CallOutcome,
+    ClearedBy,
+    Direction,
+    DispositionSet,
     Event,
     PhoneUnregistered,
 )
@@ -187,6 +191,7 @@ class CampaignRunner:
         self._attempts: dict[str, _Attempt] = {}
         # Answered calls whose lead waits for the agent's disposition (wrap-up).
         self._pending: dict[str, LeadCandidate] = {}
+        self._pending_call: dict[str, str] = {}  # agent -> the call id it dispositions
         self.dispositions: list[tuple[str, str, str]] = []  # (lead id, agent id, code)
         self._dnc_added: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -262,7 +267,9 @@ class CampaignRunner:
             for attempt in list(self._attempts.values()):
                 if not attempt.answered and now - attempt.started >= self.ring_timeout_s:
                     attempt.rang_out = True
-                    self.calls.hangup(attempt.call_id)
+                    self.calls.hangup(
+                        attempt.call_id, by=ClearedBy.SYSTEM, reason="no answer in time"
+                    )
             for floor in self.agents.values():
                 change = floor.agent.handle_timer(now, self._wall(now))
                 if change is not None:
@@ -412,7 +419,21 @@ class CampaignRunner:
             callback_at=callback_at,
         )  # a bad code or a callback without a time raises here, and nothing changes
         del self._pending[agent_id]
+        call_id = self._pending_call.pop(agent_id, "")
         self.dispositions.append((lead.lead_id, agent_id, code))
+        mono = self._loop.time()
+        self.calls.publish(
+            DispositionSet(
+                call_id=call_id,
+                at_ms=self._wall(mono),
+                mono=mono,
+                agent=agent_id,
+                code=code,
+                callback_at_ms=(
+                    int(callback_at.timestamp() * 1000) if callback_at is not None else None
+                ),
+            )
+        )
         callback = None
         if decision.lead_state is LeadState.CALLBACK and callback_at is not None:
             callback = Callback(lead.lead_id, callback_at, None if callback_anyone else agent_id)
@@ -447,6 +468,7 @@ class CampaignRunner:
         for agent_id, lead in list(self._pending.items()):
             if self.agents[agent_id].agent.state is not AgentState.WRAP_UP:
                 del self._pending[agent_id]
+                self._pending_call.pop(agent_id, None)
                 self._record_decision(
                     lead, decide(CallOutcome.ANSWERED, lead.attempts, self.wall_now(), self.rules)
                 )
@@ -551,6 +573,23 @@ class CampaignRunner:
         self, floor: FloorAgent, attempt: _Attempt, dial: Dial, *, number: str = ""
     ) -> None:
         self._attempts[attempt.call_id] = attempt
+        now = self._loop.time()
+        self.calls.publish(
+            CallAssigned(
+                call_id=attempt.call_id,
+                at_ms=self._wall(now),
+                mono=now,
+                campaign=self.campaign_id,
+                lead_id=attempt.lead_id,
+                agent=attempt.agent_id,
+                mode=self.mode.value if attempt.lead_id is not None else DialMode.MANUAL.value,
+                direction=Direction.OUTBOUND,
+                number=number or attempt.number,
+                caller_id=dial.caller_id,
+                trunk=attempt.trunk,
+                attempt_of=attempt.reservation if attempt.reservation != attempt.call_id else None,
+            )
+        )
         store = self.store
         if store is not None:
             started = self.wall_now()
@@ -667,6 +706,7 @@ class CampaignRunner:
         )
         if lead is not None and awaits_disposition:
             self._pending[attempt.agent_id] = lead
+            self._pending_call[attempt.agent_id] = attempt.call_id
         elif lead is not None:
             self._record_decision(lead, decide(outcome, lead.attempts, self.wall_now(), self.rules))
         if floor.agent.state is AgentState.TALKING:

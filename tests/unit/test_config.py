@@ -243,10 +243,15 @@ def test_every_campaign_setting_read_from_the_file(tmp_path: Path) -> None:
         "max_attempts = 5\nbusy_retry_minutes = 10\nno_answer_retry_minutes = 60\n"
         "unavailable_retry_minutes = 480\nring_timeout_s = 25\nrecord = false\n"
         'record_early_media = true\neffective_rule = "talk-30s.v2"\nabandon_cap = 0.2\n'
-        "max_dial_level = 1\n"
+        "max_dial_level = 1\nrecording_retention_days = 90\n"
         '[campaigns.windows]\n"sat,sun" = ["09:00-11:00"]\n'
+        '[effective_rules."talk-30s.v2"]\nversion = 2\nmin_talk_s = 30\n'
     )
-    campaign = _load(tmp_path, text).campaigns[0]
+    config = _load(tmp_path, text)
+    campaign = config.campaigns[0]
+    assert campaign.recording_retention_days == 90
+    rule = {r.name: r for r in config.effective_rules}["talk-30s.v2"]
+    assert (rule.ref, rule.min_talk_s) == ("talk-30s.v2@2", 30.0)
     assert campaign.name == "Renewals"
     assert campaign.mode == "predictive"
     assert campaign.trunks == ("gsm", "pbx")
@@ -545,3 +550,36 @@ def test_validate_without_file_facts_uses_config_positions() -> None:
         "campaigns[0].trunks: unknown trunk 't' (known: none)",
         "campaigns[0].agents: campaign 'c' has no agents",
     ]
+
+
+def test_effective_rules_and_retention_problems_all_named(tmp_path: Path) -> None:
+    text = FLOOR + (
+        '[[campaigns]]\nid = "c1"\nmode = "progressive"\ntrunks = ["gsm"]\n'
+        'agents = ["zhang.wei"]\neffective_rule = "nowhere"\nrecording_retention_days = 7\n'
+        "[cdr]\nretention_days = 10\nqa_sample_rate = 1.5\n"
+        "[effective_rules.strict]\nversion = 0\nmin_talk_s = -1\ncolour = 1\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        _load(tmp_path, text)
+    problems = caught.value.problems
+    assert "effective_rules.strict: unknown key 'colour'" in problems
+    assert "effective_rules.strict.version: 0 is not a whole number ≥ 1" in problems
+    assert "effective_rules.strict.min_talk_s: -1 is not a number ≥ 0" in problems
+
+
+def test_unknown_rule_and_short_retention_refused(tmp_path: Path) -> None:
+    text = FLOOR + (
+        '[[campaigns]]\nid = "c1"\nmode = "progressive"\ntrunks = ["gsm"]\n'
+        'agents = ["zhang.wei"]\neffective_rule = "nowhere"\nrecording_retention_days = 7\n'
+        "[cdr]\nretention_days = 10\nqa_sample_rate = 1.5\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        _load(tmp_path, text)
+    problems = caught.value.problems
+    assert "campaigns[0].effective_rule: no rule 'nowhere' (defined: default)" in problems
+    assert (
+        "campaigns[0].recording_retention_days: 7 is under the 30 days recordings must be kept"
+        in problems
+    )
+    assert "cdr.retention_days: 10 is under the 30 days recordings must be kept" in problems
+    assert "cdr.qa_sample_rate: must be between 0 and 1, got 1.5" in problems
