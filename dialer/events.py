@@ -297,6 +297,7 @@ class CallAssigned(CallEvent):
     caller_id: str | None = None
     trunk: str | None = None
     attempt_of: str | None = None
+    record: bool = False  # a recording follows the call's end if it is bridged
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -57,6 +57,7 @@ from dialer.store.leads import LeadStore
 
 log = logging.getLogger(__name__)
 
+RING_TIMEOUT = "ring_timeout"  # CallCleared.reason of a customer who never answered
 MIN_RING_S = 15.0  # DESIGN.md: a ring is never given up before 15 s
 TICK_S = 0.1
 RECONCILE_S = 5.0  # how often each agent's state is checked against its real legs
@@ -268,7 +269,7 @@ class CampaignRunner:
                 if not attempt.answered and now - attempt.started >= self.ring_timeout_s:
                     attempt.rang_out = True
                     self.calls.hangup(
-                        attempt.call_id, by=ClearedBy.SYSTEM, reason="no answer in time"
+                        attempt.call_id, by=ClearedBy.SYSTEM, reason=RING_TIMEOUT
                     )
             for floor in self.agents.values():
                 change = floor.agent.handle_timer(now, self._wall(now))
@@ -588,6 +589,7 @@ class CampaignRunner:
                 caller_id=dial.caller_id,
                 trunk=attempt.trunk,
                 attempt_of=attempt.reservation if attempt.reservation != attempt.call_id else None,
+                record=self.record,
             )
         )
         store = self.store
