@@ -24,13 +24,17 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import cdr.review_tables  # registers the recordings, QA and audit tables)
+import cdr.tables  # noqa: F401 (registers the cdrs table on CdrBase.metadata)
+from cdr.models import CdrBase
 from dialer.store.models import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = Base.metadata
+# Each package owns its tables on its own declarative base; one history migrates them all.
+target_metadata = [Base.metadata, CdrBase.metadata]
 
 
 def _url() -> str:

@@ -68,6 +68,13 @@ class Database:
             raise StoreError("Database is not open: use 'async with Database(url) as db'")
         return self._engine
 
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        """The session factory, for stores of other packages (``cdr``) that take one."""
+        if self._sessions is None:
+            raise StoreError("Database is not open: use 'async with Database(url) as db'")
+        return self._sessions
+
     async def __aenter__(self) -> Self:
         if self._engine is not None:
             raise StoreError("Database is already open")
