@@ -21,7 +21,17 @@ from peers.sipp import Sipp
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO / "scripts" / "install-peers.sh"
-REQUIRED_BINARIES = ("sipp", "baresip", "kamailio", "tshark", "sox")
+REQUIRED_BINARIES = (
+    "sipp",
+    "baresip",
+    "kamailio",
+    "tshark",
+    "sox",
+    "espeak-ng",
+    "mosquitto",
+    "prometheus",
+    "promtool",
+)
 
 
 def _missing() -> list[str]:
