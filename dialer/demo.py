@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cdr.store import CdrStore
 from dialer.agents.state import AgentPolicy, AgentState
-from dialer.app import running_service, wall_clock
+from dialer.app import wall_clock
 from dialer.calls.manager import Dial
 from dialer.campaigns.hopper import CampaignHours
 from dialer.campaigns.recycling import RetryRules
 from dialer.campaigns.windows import CallingWindows
-from dialer.config import Config, PhoneConfig, SipConfig
+from dialer.config import Config, DatabaseConfig, PhoneConfig, SipConfig
 from dialer.dialing.runner import CampaignRunner
 from dialer.events import (
     AgentStateChanged,
@@ -41,12 +42,12 @@ from dialer.events import (
     RecordingClosed,
     RecordingFailed,
 )
+from dialer.floor import Floor, now_ms, running_floor
 from dialer.leads.csv_import import import_leads
 from dialer.sim.line import AnswerPlan, SimLine
 from dialer.sip.autoanswer import auto_answer_headers
 from dialer.sip.registration import RegistrationClient, RegistrationState, RegistrationTarget
 from dialer.sip.uri import SipUri
-from dialer.store.database import Database
 from dialer.store.leads import LeadStore
 
 LEADS_PER_PHONE = 40
@@ -117,6 +118,10 @@ class DemoSummary:
     dispositions: dict[str, int] = field(default_factory=dict)
     db_lead_states: dict[str, int] = field(default_factory=dict)
     db_attempts: dict[str, int] = field(default_factory=dict)
+    cdr_rows: int = 0
+    cdr_effective: int = 0
+    cdr_talk_seconds: float = 0.0
+    metrics_port: int | None = None
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -127,8 +132,16 @@ class DemoSummary:
         stored = self.db_attempts == self.outcomes and (
             sum(self.db_lead_states.values()) == self.leads_imported
         )
+        # One CDR per call placed, and the CDRs' talk time is the wire's (to the ms).
+        records = self.cdr_rows == self.calls_placed and (
+            abs(self.cdr_talk_seconds - self.talk_seconds) <= 0.001 * max(1, self.calls_bridged)
+        )
         return (
-            registered and recorded and stored and sum(self.outcomes.values()) == self.calls_placed
+            registered
+            and recorded
+            and stored
+            and records
+            and sum(self.outcomes.values()) == self.calls_placed
         )
 
     def render(self) -> str:
@@ -152,6 +165,10 @@ class DemoSummary:
             ("leads imported", self.leads_imported),
             ("leads by state (db)", _pairs(self.db_lead_states)),
             ("attempts (db)", _pairs(self.db_attempts)),
+            ("CDRs (db)", self.cdr_rows),
+            ("effective calls (CDRs)", self.cdr_effective),
+            ("talk seconds (CDRs)", f"{self.cdr_talk_seconds:.1f}"),
+            ("metrics", f"http://127.0.0.1:{self.metrics_port}/metrics"),
             ("calls bridged", self.calls_bridged),
             ("talk seconds", f"{self.talk_seconds:.1f}"),
             ("recordings", self.recordings),
@@ -208,7 +225,12 @@ def _verified(event: RecordingClosed) -> bool:
 
 
 async def run_demo(
-    phones: int, duration: float, data_dir: Path, mix: CustomerMix | None = None
+    phones: int,
+    duration: float,
+    data_dir: Path,
+    mix: CustomerMix | None = None,
+    *,
+    metrics_port: int = 0,
 ) -> DemoSummary:
     if phones < 1:
         raise ValueError("--phones must be at least 1")
@@ -223,12 +245,16 @@ async def run_demo(
         config,
         service=dataclasses.replace(config.service, data_dir=data_dir),
         media=dataclasses.replace(config.media, recordings_dir=str(data_dir / "recordings")),
+        database=DatabaseConfig(url=f"sqlite+aiosqlite:///{data_dir / 'dialer.db'}"),
+        metrics=dataclasses.replace(config.metrics, port=metrics_port),
     )
     summary = DemoSummary(phones=phones, duration=duration)
     loop = asyncio.get_running_loop()
     rng = random.Random(secrets.randbits(64))
     deadline = loop.time() + duration
-    async with contextlib.AsyncExitStack() as stack, running_service(config) as service:
+    async with running_floor(config) as floor:
+        service = floor.service
+        summary.metrics_port = floor.metrics_port
         seen: list[Event] = []
         changed = asyncio.Event()
 
@@ -275,11 +301,7 @@ async def run_demo(
         summary.registered_at_service = len(registrar.registered_extensions(loop.time()))
         # The floor: a progressive campaign; every agent is on a persistent connection.
         # Its leads come from a CSV file as Chinese Excel writes it, through the database.
-        database = await stack.enter_async_context(
-            Database(f"sqlite+aiosqlite:///{data_dir / 'dialer.db'}")
-        )
-        await database.upgrade()
-        store = LeadStore(database)
+        store = LeadStore(floor.database)
         now = datetime.now(UTC)
         # Each run is its own campaign, so the data directory keeps every earlier run.
         campaign_id = f"demo-{now:%Y%m%d-%H%M%S}-{rng.randrange(1000):03d}"
@@ -302,6 +324,7 @@ async def run_demo(
             policy=AgentPolicy(wrap_up_limit_s=10.0),
         )
         await campaign.load()
+        floor.add_runner(campaign)
         # The simulated agents set a result in wrap-up, as an agent would on the desk page.
         dispositions: set[asyncio.Task[None]] = set()
 
@@ -333,13 +356,19 @@ async def run_demo(
         for call_id in placed:
             service.calls.hangup(call_id)
         await _settle(seen, changed, placed)
-        for floor in campaign.agents.values():
-            if floor.leg is not None:
-                service.calls.disconnect_agent(floor.leg)
+        for desk in campaign.agents.values():
+            if desk.leg is not None:
+                service.calls.disconnect_agent(desk.leg)
         if dispositions:
             await asyncio.wait(list(dispositions), timeout=5)  # results still being set
         summary.dispositions = dict(Counter(code for _, _, code in campaign.dispositions))
         await campaign.close()
+        await _records_settled(floor)
+        cdrs = CdrStore(floor.database.sessionmaker)
+        async for record in cdrs.search(0, now_ms() + 1, campaign=campaign_id):
+            summary.cdr_rows += 1
+            summary.cdr_effective += record.effective
+            summary.cdr_talk_seconds += record.talk_ms / 1000
         summary.db_lead_states = {k: v for k, v in (await store.counts(campaign_id)).items() if v}
         attempts = await store.attempt_counts(campaign_id)
         summary.db_attempts = {k: v for k, v in attempts.items() if v}
@@ -360,6 +389,14 @@ async def run_demo(
         await customers.close()
     await _account(summary, seen, placed)
     return summary
+
+
+async def _records_settled(floor: Floor) -> None:
+    """Wait (bounded) until every call's CDR is finished and in the database."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(15):
+            await floor.records.wait_idle()
+            await floor.records.sink.wait_flushed()
 
 
 async def _settle(seen: list[Event], changed: asyncio.Event, placed: set[str]) -> None:

@@ -1,0 +1,122 @@
+"""The whole floor in one context: database, telephony, CDRs and metrics, wired once.
+
+``running_floor(config)`` is what ``dialer serve`` and ``dialer demo`` run:
+it migrates the database, starts the SIP/RTP service, subscribes the CDR
+path and the Prometheus metrics to the one ordered event stream, and serves
+``/metrics``. Campaign runners started on it are registered with
+``Floor.add_runner`` so the metrics can read agents and trunks at scrape time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from prometheus_client import CollectorRegistry
+
+from dialer.app import Service, running_service
+from dialer.campaigns.trunks import TrunkState
+from dialer.config import Config
+from dialer.dialing.runner import CampaignRunner
+from dialer.records import CallRecords, call_records
+from dialer.store.database import Database
+from metrics.registry import FloorMetrics
+from metrics.server import MetricsServer
+from metrics.sources import EngineSnapshot, RtpFigures, TrunkFigures
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Floor:
+    config: Config
+    database: Database
+    service: Service
+    records: CallRecords
+    metrics: FloorMetrics
+    registry: CollectorRegistry
+    metrics_port: int | None
+    runners: list[CampaignRunner] = field(default_factory=list)
+
+    def add_runner(self, runner: CampaignRunner) -> None:
+        self.runners.append(runner)
+        config = {c.id: c for c in self.config.campaigns}.get(runner.campaign_id)
+        if config is not None:
+            self.metrics.set_abandon_cap(runner.campaign_id, config.abandon_cap)
+
+    def agents_by_state(self) -> Mapping[str, int]:
+        states = Counter(
+            floor.agent.state.value for runner in self.runners for floor in runner.agents.values()
+        )
+        return dict(states)
+
+    def engine(self) -> EngineSnapshot:
+        service = self.service
+        endpoint = service.endpoint
+        counters = endpoint.counters
+        now = asyncio.get_running_loop().time()  # scrapes are served in the loop
+        registered = (
+            len(endpoint.registrar.registered_extensions(now)) if endpoint.registrar else 0
+        )
+        trunks: dict[str, TrunkFigures] = {}
+        for runner in self.runners:
+            if runner.trunks is None:
+                continue
+            for name, health in runner.trunks.health(now).items():
+                trunks[name] = TrunkFigures(
+                    up=health.state is not TrunkState.DOWN,
+                    channels_in_use=health.in_use,
+                    channels_limit=health.max_channels,
+                    failures=health.failures,
+                )
+        relay = service.relay.counters
+        return EngineSnapshot(
+            sip_requests=dict(counters.requests_by_method),
+            sip_responses=dict(counters.responses_by_class),
+            sip_malformed=counters.malformed,
+            sip_transaction_timeouts=counters.transaction_timeouts,
+            phones={
+                "registered": registered,
+                "unregistered": max(0, len(self.config.phones) - registered),
+            },
+            trunks=trunks,
+            rtp={"relayed": RtpFigures(packets_received=relay.relayed, packets_sent=relay.relayed)},
+            cdr_journal_backlog=self.records.sink.backlog,
+            database_up=self.records.sink.state.value == "connected",
+        )
+
+
+@contextlib.asynccontextmanager
+async def running_floor(config: Config, *, serve_metrics: bool = True) -> AsyncIterator[Floor]:
+    async with Database(config.database.url) as database:
+        await database.upgrade()
+        async with running_service(config) as service:
+            registry = CollectorRegistry()
+            holder: list[Floor] = []
+            metrics = FloorMetrics(
+                registry,
+                now_ms=now_ms,
+                tz=ZoneInfo(config.service.timezone),
+                agents_by_state=lambda: holder[0].agents_by_state() if holder else {},
+                engine=lambda: holder[0].engine() if holder else EngineSnapshot(),
+            )
+            service.subscribe(metrics.observe)
+            async with call_records(config, database, service.subscribe) as records:
+                records.listeners.append(metrics.observe_cdr)
+                async with contextlib.AsyncExitStack() as stack:
+                    port: int | None = None
+                    if serve_metrics:
+                        server = await stack.enter_async_context(
+                            MetricsServer(registry, config.metrics.bind_host, config.metrics.port)
+                        )
+                        port = server.port
+                    floor = Floor(config, database, service, records, metrics, registry, port)
+                    holder.append(floor)
+                    yield floor
