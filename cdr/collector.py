@@ -67,7 +67,6 @@ from dialer.events import (
     CallBridged,
     CallEnded,
     CallEvent,
-    CallStarted,
     CallTransferred,
     DispositionSet,
     Event,
@@ -115,7 +114,9 @@ class Failed:
 
 Output = Opened | Progressed | Finished | Failed
 
-_STARTS = (CallAssigned, CallStarted, IncomingCall)
+# A call the dialer placed is announced by CallAssigned before its INVITE; a
+# CallStarted alone is a leg of no call (an agent's persistent connection).
+_STARTS = (CallAssigned, IncomingCall)
 
 
 @dataclass(slots=True)

@@ -150,12 +150,3 @@ async def running_service(config: Config) -> AsyncIterator[Service]:
         adapter.flush()
         adapter.close()
         await tcp.close()
-
-
-async def serve(config: Config, duration: float | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    async with running_service(config):
-        if duration is None:
-            await asyncio.Event().wait()
-        else:
-            await asyncio.sleep(duration)

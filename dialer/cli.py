@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return 2
-        from dialer.app import serve
+        from dialer.floor import serve
 
         run(serve(config, duration=args.duration))
         return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
@@ -28,6 +29,8 @@ from dialer.store.database import Database
 from metrics.registry import FloorMetrics
 from metrics.server import MetricsServer
 from metrics.sources import EngineSnapshot, RtpFigures, TrunkFigures
+
+log = logging.getLogger(__name__)
 
 
 def now_ms() -> int:
@@ -120,3 +123,13 @@ async def running_floor(config: Config, *, serve_metrics: bool = True) -> AsyncI
                     floor = Floor(config, database, service, records, metrics, registry, port)
                     holder.append(floor)
                     yield floor
+
+
+async def serve(config: Config, duration: float | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    async with running_floor(config) as floor:
+        log.info("metrics on http://%s:%s/metrics", config.metrics.bind_host, floor.metrics_port)
+        if duration is None:
+            await asyncio.Event().wait()
+        else:
+            await asyncio.sleep(duration)

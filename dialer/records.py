@@ -186,6 +186,9 @@ async def call_records(
         yield records
     finally:
         ticker.cancel()
+        # A short run still finishes closing what the crash before it left open.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(recovery), timeout=10)
         recovery.cancel()
         records.finish_open_calls()
         records.accepting = False

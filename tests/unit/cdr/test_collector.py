@@ -137,7 +137,7 @@ def test_a_disposition_after_the_call_finished_makes_no_second_record() -> None:
 def test_finished_calls_are_remembered_up_to_the_bound() -> None:
     collector = CdrCollector(rule_for, remember=2)
     for n in range(3):
-        feed_all(collector, table(f"0.0 started target=x call=k{n}\n1.0 ended busy call=k{n}"))
+        feed_all(collector, table(f"0.0 assigned number=+1 call=k{n}\n1.0 ended busy call=k{n}"))
     feed_all(collector, table("2.0 disposition a1 sale call=k2"))
     assert collector.late_events == 1
     feed_all(collector, table("2.0 disposition a1 sale call=k0"))  # forgotten: unknown now
@@ -254,8 +254,8 @@ def test_another_agents_changes_never_reach_the_call() -> None:
 def test_the_agent_legs_end_is_routed_other_agent_leg_events_are_ignored() -> None:
     collector = CdrCollector(rule_for)
     rows = """
-  0.000  started target=sip:+861@gw
   0.000  assigned agent=a1 number=+861
+  0.000  started target=sip:+861@gw
   3.000  answered call=call-1-agent
   4.000  answered
   4.010  bridged agent_leg=call-1-agent
@@ -465,3 +465,14 @@ def test_an_unrecorded_or_unbridged_call_does_not_wait_for_a_recording() -> None
         "0.400 ended busy status=486 hangup=remote\n"
     )
     assert set(finished(feed_all(collector, busy))) == {"call-1"}
+
+
+def test_a_leg_no_call_was_assigned_to_has_no_record() -> None:
+    # An agent's persistent connection: started, answered, ended; never a call of its own.
+    collector = CdrCollector(rule_for)
+    leg = table(
+        "0.0 started target=sip:1001@desk\n0.2 answered\n90.0 ended answered hangup=local",
+        call_id="agent-a1-leg",
+    )
+    assert feed_all(collector, leg) == []
+    assert collector.open_calls() == []
