@@ -367,6 +367,18 @@ class CdrStore:
             statement = _insert_if_new(_dialect(session), row).returning(CDRS.c.call_id)
             return (await session.execute(statement)).scalar_one_or_none() is not None
 
+    async def without_recording(self, call_ids: Sequence[str]) -> set[str]:
+        """Which of ``call_ids`` have no row, or a row that links no recording."""
+        linked: set[str] = set()
+        async with self._sessions() as session:
+            for start in range(0, len(call_ids), 500):
+                chunk = list(call_ids[start : start + 500])
+                statement = select(CDRS.c.call_id).where(
+                    CDRS.c.call_id.in_(chunk), CDRS.c.recording_path.is_not(None)
+                )
+                linked.update((await session.execute(statement)).scalars())
+        return set(call_ids) - linked
+
     async def set_qa_score(self, call_id: str, score: float) -> None:
         if isinstance(score, bool) or not isinstance(score, int | float):
             raise ValueError(f"a QA score must be a number, got {type(score).__name__}")

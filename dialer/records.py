@@ -5,9 +5,10 @@ Wired by the composition root next to the call manager. What it adds to the
 
 - At start, after the sink has replayed what an earlier run left in the
   journal, the rows this node left open (a crash, a kill -9) are closed as
-  interrupted with what was known, and every recording the relay repaired at
-  start-up is attached to its call's row (a row is made from the recording
-  if the crash came before the open row was written). Rows opened by this run
+  interrupted with what was known, and every recording the crash left (the
+  ones the relay repaired at start-up, and the ones that needed no repair) is
+  attached to its call's row; a row is made from the recording if the crash
+  came before the open row was written. Rows opened by this run
   are never touched: only rows opened before it started.
 - At a clean stop, calls still open are finished as they stand (interrupted).
 - A call the builder cannot make sense of is logged with its events and
@@ -32,12 +33,17 @@ from cdr.sink import CdrSink
 from cdr.store import CdrStore
 from dialer.config import Config
 from dialer.events import Event, RecordingClosed
+from dialer.media.wav import WavError
+from dialer.recording.repair import measure_file
 from dialer.store.database import Database
 
 log = logging.getLogger(__name__)
 
 TICK_S = 0.5
 RECOVERY_RETRY_S = 2.0
+# A crash leaves recordings of the calls it cut: files written shortly before
+# this start. Older unlinked files are the recordings check's business.
+LEFT_RECORDING_WINDOW_S = 24 * 3600.0
 
 
 def now_ms() -> int:
@@ -63,6 +69,7 @@ class CallRecords:
     sink: CdrSink
     store: CdrStore
     started_ms: int
+    recordings: Path | None = None
     listeners: list[Callable[[CallRecord], None]] = field(default_factory=list)
     failed: list[Failed] = field(default_factory=list)
     finished: int = 0
@@ -124,6 +131,7 @@ class CallRecords:
                         event.call_id, _reference(event), now_ms(), at_ms=event.at_ms
                     )
                 self._repaired.clear()
+                await self._link_left_recordings()
             except Exception as exc:
                 log.warning("CDR recovery waits for the database: %s", exc)
                 await asyncio.sleep(RECOVERY_RETRY_S)
@@ -132,6 +140,33 @@ class CallRecords:
                 log.warning("closed %d calls an earlier run left open", len(self.recovered))
             return
 
+    async def _link_left_recordings(self) -> None:
+        """Recordings a crash left whole (no repair needed) and unlinked: link them too."""
+        if self.recordings is None:
+            return
+        cutoff = self.started_ms / 1000 - LEFT_RECORDING_WINDOW_S
+        files = await asyncio.to_thread(_recent_recordings, self.recordings, cutoff)
+        unlinked = await self.store.without_recording([path.stem for path, _ in files])
+        for path, modified in files:
+            if path.stem not in unlinked:
+                continue
+            try:
+                found = await asyncio.to_thread(measure_file, path)
+            except (OSError, WavError) as exc:
+                log.error("recording %s left by a crash cannot be read: %s", path, exc)
+                continue
+            reference = RecordingRef(
+                path=str(found.path),
+                sha256=found.sha256,
+                duration_ms=found.duration_ms,
+                size_bytes=found.size_bytes,
+                agent_speech_ms=found.speech.agent_speech_ms,
+                customer_speech_ms=found.speech.customer_speech_ms,
+            )
+            await self.store.attach_recording(
+                path.stem, reference, now_ms(), at_ms=int(modified * 1000)
+            )
+
     def finish_open_calls(self) -> None:
         """At a clean stop: calls still open are recorded as they stand."""
         for call_id in self.collector.open_calls():
@@ -139,6 +174,17 @@ class CallRecords:
                 self.sink.finished(self.collector.snapshot(call_id))
             except Exception:
                 log.exception("call %s could not be recorded at shutdown", call_id)
+
+
+def _recent_recordings(directory: Path, since_s: float) -> list[tuple[Path, float]]:
+    """Recordings under ``directory`` last written at or after ``since_s`` (epoch s)."""
+    found = []
+    for path in directory.rglob("*.wav"):
+        with contextlib.suppress(OSError):
+            modified = path.stat().st_mtime
+            if modified >= since_s and path.is_file():
+                found.append((path, modified))
+    return found
 
 
 def _reference(event: RecordingClosed) -> RecordingRef:
@@ -166,7 +212,8 @@ async def call_records(
     """
     store = CdrStore(database.sessionmaker, node=config.service.node_name)
     sink = CdrSink(store, CdrJournal(journal_path(config)))
-    records = CallRecords(CdrCollector(rules_for(config)), sink, store, now_ms())
+    recordings = Path(config.media.recordings_dir) if config.media.record else None
+    records = CallRecords(CdrCollector(rules_for(config)), sink, store, now_ms(), recordings)
     pending: list[Event] = []
     subscribe(lambda event: records.on_event(event) if records.accepting else pending.append(event))
     await sink.start()

@@ -123,6 +123,23 @@ def repair_file(path: Path) -> RepairedRecording | None:
     )
 
 
+def measure_file(path: Path) -> RepairedRecording:
+    """Checksum, duration and speech of a consistent recording (one a crash left whole)."""
+    with path.open("rb") as file:
+        header = parse_header(file.read(_HEAD_BYTES))
+    _check_format(header)
+    digest, size, speech = measure(path, header.data_offset, header.data_size, header.sample_rate)
+    frames = header.data_size // header.block_align
+    return RepairedRecording(
+        call_id=path.stem,
+        path=path,
+        sha256=digest,
+        duration_ms=frames * 1000 // header.sample_rate,
+        size_bytes=size,
+        speech=speech,
+    )
+
+
 def _check_format(header: WavHeader) -> None:
     if header.channels != RECORDING_CHANNELS or header.bits_per_sample != RECORDING_BITS:
         raise WavError(
