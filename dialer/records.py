@@ -112,6 +112,12 @@ class CallRecords:
                     [event.to_json() for event in output.events],
                 )
 
+    async def wait_finished(self, count: int) -> None:
+        """Until ``count`` records have been finished since start."""
+        while self.finished < count:
+            self._finishing.clear()
+            await self._finishing.wait()
+
     async def wait_idle(self) -> None:
         """Until no call is open in the collector (every record handed to the sink)."""
         while self.collector.open_calls():

@@ -191,6 +191,13 @@ class OutboundCall:
             outcome = CallOutcome.CANCELLED if self._cancel_sent else CallOutcome.TIMEOUT
             self._end(now, at_ms, outcome, 408, None, None, "no final response (Timer B)")
 
+    def on_cancel_unanswered(self, now: float, at_ms: int) -> None:
+        """§9.1: no final response 64*T1 after our CANCEL: the call is over all the same."""
+        if self.state in (LegState.CALLING, LegState.EARLY):
+            self.state = _next(self.state, "timeout")
+            reason = "no final response to the INVITE after CANCEL (64*T1)"
+            self._end(now, at_ms, CallOutcome.CANCELLED, None, None, None, reason)
+
     def on_bye_done(self, now: float, at_ms: int, status: int | None) -> None:
         """Our BYE got its final response (or timed out: the call is over anyway)."""
         if self.state is LegState.ENDING:

@@ -102,6 +102,9 @@ class SipEndpoint:
         self._inbound_invites: dict[str, TransactionKey] = {}
         self._inbound_keys: dict[TransactionKey, InboundCall] = {}
         self._retransmitters: dict[str, SuccessRetransmitter] = {}
+        # §9.1: a callee that never answers our CANCEL with a final response
+        # must not keep the call (and the agent) forever: give up 64*T1 after it.
+        self._cancel_deadlines: dict[str, float] = {}
         self.timers = timers or TimerConfig()
         self._stream_peers: set[Address] = set()
         self._stream_out: list[tuple[bytes, Address]] = []
@@ -196,6 +199,13 @@ class SipEndpoint:
         for call_id, retransmitter in list(self._retransmitters.items()):
             for _ in (e for e in retransmitter.handle_timer(now) if isinstance(e, AckTimeout)):
                 self._ack_timeout(call_id, now)
+        for call_id, deadline in list(self._cancel_deadlines.items()):
+            if deadline <= now:
+                del self._cancel_deadlines[call_id]
+                call = self.calls.get(call_id)
+                if call is not None:
+                    call.on_cancel_unanswered(now, self.clock.wall(now))
+                    self._after_call(call)
         self._collect()
 
     def next_deadline(self) -> float | None:
@@ -204,6 +214,7 @@ class SipEndpoint:
         if self.registrar is not None:
             deadlines.append(self.registrar.next_deadline())
         deadlines += [r.next_deadline() for r in self._retransmitters.values()]
+        deadlines += self._cancel_deadlines.values()
         return min((d for d in deadlines if d is not None), default=None)
 
     def take_datagrams(self) -> list[tuple[bytes, Address]]:
@@ -309,6 +320,8 @@ class SipEndpoint:
         )
         self._destinations[key] = destination
         self._call_keys[key] = (call, request.method)
+        if request.method == "CANCEL":
+            self._cancel_deadlines[call.call_id] = now + self.timers.transaction_timeout
 
     def _after_call(self, call: OutboundCall) -> None:
         ack = call.take_ack()
@@ -318,6 +331,7 @@ class SipEndpoint:
             self._events.extend(call.events)
             call.events.clear()
         if call.state is LegState.ENDED:
+            self._cancel_deadlines.pop(call.call_id, None)
             self.calls.pop(call.call_id, None)
             self._media.pop(call.call_id, None)
             self._call_destinations.pop(call.call_id, None)

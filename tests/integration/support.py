@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -17,8 +18,16 @@ from dialer.calls.manager import Dial
 from dialer.campaigns.hopper import LeadCandidate
 from dialer.campaigns.recycling import LeadState
 from dialer.campaigns.windows import CallingWindows
-from dialer.config import Config, MediaConfig, PhoneConfig, SipConfig
+from dialer.config import (
+    Config,
+    DatabaseConfig,
+    MediaConfig,
+    MetricsConfig,
+    PhoneConfig,
+    SipConfig,
+)
 from dialer.events import CallEvent, Event
+from dialer.floor import Floor
 from dialer.sip.autoanswer import auto_answer_headers
 from dialer.sip.uri import SipUri
 
@@ -107,3 +116,30 @@ async def registered_baresip(
         (contact.host, contact.port),
         extra_headers=auto_answer_headers("baresip"),
     )
+
+
+def floor_config(tmp_path: Path, database_url: str | None = None) -> Config:
+    """The service's test config, with its data, database and metrics for a whole floor."""
+    config = service_config(tmp_path / "recordings")
+    return dataclasses.replace(
+        config,
+        service=dataclasses.replace(config.service, data_dir=tmp_path),
+        database=DatabaseConfig(
+            url=database_url or f"sqlite+aiosqlite:///{tmp_path / 'dialer.db'}"
+        ),
+        metrics=MetricsConfig(bind_host=LOOPBACK, port=0),
+    )
+
+
+async def settled(floor: Floor, within: float = 20.0) -> None:
+    """Until every call's CDR is finished and in the database; fails naming the open ones."""
+    records = floor.records
+    try:
+        async with asyncio.timeout(within):
+            await records.wait_idle()
+            await records.sink.wait_flushed()
+    except TimeoutError:
+        opened = {c: records.collector.snapshot(c) for c in records.collector.open_calls()}
+        raise AssertionError(
+            f"CDRs not settled: open {opened}, sink {records.sink.state}"
+        ) from None

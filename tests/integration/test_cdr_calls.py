@@ -7,7 +7,6 @@ database row is what is checked, not the events.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,10 +22,11 @@ from support import (
     CUSTOMER_HZ,
     EXTENSION,
     Seen,
+    floor_config,
     lead,
     open_now,
     registered_baresip,
-    service_config,
+    settled,
     until,
 )
 
@@ -36,32 +36,10 @@ from dialer.agents.state import AgentPolicy, AgentState
 from dialer.calls.manager import Dial
 from dialer.campaigns.hopper import CampaignHours
 from dialer.campaigns.recycling import LeadState, RetryRules
-from dialer.config import Config, DatabaseConfig, MetricsConfig
 from dialer.dialing.runner import CampaignRunner
-from dialer.floor import Floor, running_floor
+from dialer.floor import running_floor
 
 pytestmark = pytest.mark.integration
-
-
-def floor_config(tmp_path: Path) -> Config:
-    config = service_config(tmp_path / "recordings")
-    return dataclasses.replace(
-        config,
-        service=dataclasses.replace(config.service, data_dir=tmp_path),
-        database=DatabaseConfig(url=f"sqlite+aiosqlite:///{tmp_path / 'dialer.db'}"),
-        metrics=MetricsConfig(bind_host=LOOPBACK, port=0),
-    )
-
-
-async def settled(floor: Floor) -> None:
-    records = floor.records
-    try:
-        async with asyncio.timeout(20):
-            await records.wait_idle()
-            await records.sink.wait_flushed()
-    except TimeoutError:
-        opened = {c: records.collector.snapshot(c) for c in records.collector.open_calls()}
-        raise AssertionError(f"CDRs not settled: open {opened}, sink {records.sink.state}") from None
 
 
 async def test_talk_time_in_the_cdr_is_the_wire_truth_within_20_ms(

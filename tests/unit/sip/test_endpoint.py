@@ -583,6 +583,26 @@ def test_hangup_while_calling_cancels_once_a_provisional_arrives() -> None:
     assert endpoint.calls == {}
 
 
+def test_a_callee_that_never_answers_the_cancel_does_not_keep_the_call() -> None:
+    endpoint, invite = start_call()
+    from_callee(endpoint, invite.make_response(180, to_tag=CALLEE_TAG), 0.1)
+    endpoint.take_events()
+    endpoint.hangup("call-1", 1.0)
+    [cancel] = [request_of(d) for d in endpoint.take_datagrams()]
+    assert cancel.method == "CANCEL"
+    from_callee(endpoint, cancel.make_response(200, to_tag=CALLEE_TAG), 1.05)
+    # No 487 ever comes. 64*T1 after the CANCEL (§9.1), the call is given up.
+    give_up = 1.0 + 64 * 0.5
+    assert endpoint.next_deadline() is not None
+    endpoint.handle_timer(give_up - 0.01)
+    assert "call-1" in endpoint.calls
+    endpoint.handle_timer(give_up)
+    final = ended(endpoint.take_events())
+    assert final.outcome is CallOutcome.CANCELLED
+    assert "64*T1" in final.reason
+    assert endpoint.calls == {}
+
+
 def test_held_cancel_goes_out_on_100_trying() -> None:
     endpoint, invite = start_call()
     endpoint.hangup("call-1", 0.05)
