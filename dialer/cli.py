@@ -60,7 +60,78 @@ def _parser() -> argparse.ArgumentParser:
         help="customers' behaviour weights: answer, busy, invalid, unavailable, no_answer",
     )
     demo.add_argument("--talk", default="2-6", help="talk time of answered calls, LOW-HIGH s")
+    _add_cdr_commands(commands)
     return parser
+
+
+CDR_COMMANDS = ("cdr", "recordings", "qa")
+
+
+def _with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    return parser
+
+
+def _with_user(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--user", help="who acts, for the audit log (default: the OS user)")
+
+
+def _add_cdr_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``cdr``, ``recordings`` and ``qa``: run by dialer.cdr_cli."""
+    day = "YYYY-MM-DD"
+    cdr = commands.add_parser("cdr", help="export CDRs and report on them")
+    cdr_actions = cdr.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = _with_config(
+        cdr_actions.add_parser("export", help="stream the CDRs of a range of local days")
+    )
+    export.add_argument("--from", dest="first", required=True, metavar=day, help="first day")
+    export.add_argument("--to", dest="last", required=True, metavar=day, help="last day, included")
+    export.add_argument("--agent", help="only this agent's CDRs")
+    export.add_argument("--campaign", help="only this campaign's CDRs")
+    export.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="default csv")
+    export.add_argument("--out", type=Path, help="file to write (default: stdout)")
+    export.add_argument(
+        "--mask-numbers", action="store_true", help="hide the middle digits of customers' numbers"
+    )
+    _with_user(export)
+    report = _with_config(
+        cdr_actions.add_parser("report", help="activity per agent, team or campaign")
+    )
+    report.add_argument("--day", required=True, metavar=day, help="a day of the period")
+    report.add_argument("--period", choices=("day", "week", "month"), default="day")
+    report.add_argument("--by", choices=("agent", "team", "campaign"), default="agent")
+    report.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    recordings = commands.add_parser("recordings", help="the recordings index and its files")
+    actions = recordings.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _with_config(
+        actions.add_parser("check", help="files without rows and rows without files (exit 1)")
+    )
+    purge = _with_config(
+        actions.add_parser("purge", help="delete the recordings past their retention")
+    )
+    purge.add_argument("--dry-run", action="store_true", help="list what would be deleted")
+    hold = _with_config(actions.add_parser("hold", help="put a legal hold on a recording"))
+    hold.add_argument("call_id", metavar="CALL_ID")
+    hold.add_argument("--reason", required=True, help="why it must be kept")
+    _with_user(hold)
+    release = _with_config(actions.add_parser("release", help="lift a legal hold"))
+    release.add_argument("call_id", metavar="CALL_ID")
+    _with_user(release)
+    verify = _with_config(
+        actions.add_parser("verify", help="check a recording against its checksum (audited)")
+    )
+    verify.add_argument("call_id", metavar="CALL_ID")
+    _with_user(verify)
+    _with_config(
+        actions.add_parser("index", help="index the recordings of closed CDRs not indexed yet")
+    )
+
+    qa = commands.add_parser("qa", help="quality assurance")
+    qa_actions = qa.add_subparsers(dest="action", required=True, metavar="ACTION")
+    qa_sample = _with_config(qa_actions.add_parser("sample", help="a day's calls to review"))
+    qa_sample.add_argument("--day", required=True, metavar=day)
+    qa_sample.add_argument("--seed", type=int, help="default: the day, so a rerun picks the same")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,6 +184,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(summary.render())
         return 0 if summary.ok else 1
+    if args.command in CDR_COMMANDS:
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        from dialer.cdr_cli import run_command
+
+        return run_command(config, args, sys.stdout, sys.stderr)
     raise AssertionError(args.command)
 
 
