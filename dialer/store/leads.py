@@ -35,6 +35,7 @@ from sqlalchemy import (
     ColumnElement,
     CursorResult,
     Result,
+    and_,
     case,
     exists,
     func,
@@ -306,27 +307,39 @@ class LeadStore:
         return [_candidate(lead) for lead in leads]
 
     async def claim(self, lead_id: str, claimer: str, now: datetime) -> bool:
-        """Claim ``lead_id`` for ``claimer``; False if it is taken or no longer dialable."""
+        """Claim ``lead_id`` for ``claimer``; False if it is taken or no longer dialable.
+
+        One statement, so two nodes never both win. On PostgreSQL the row is
+        chosen ``FOR UPDATE SKIP LOCKED``: a lead another node is claiming
+        right now is skipped at once instead of waited for, so nodes sharing a
+        list never queue behind each other's claims.
+        """
         _require_id(claimer, "claimer", CLAIMER_LENGTH)
         at = require_utc_instant(now, "now")
-        statement = (
-            update(Lead)
-            .where(
-                Lead.id == lead_id,
-                Lead.claimed_by.is_(None),
-                Lead.state.in_(_DIALABLE),
-                _not_dnc(),
-            )
-            .values(
-                state=LeadState.IN_PROGRESS,
-                claimed_by=claimer,
-                claimed_at=at,
-                # Right-hand sides see the row before the update (SQL standard).
-                claimed_from=Lead.state,
-            )
-            .execution_options(synchronize_session=False)
+        claimable = (
+            Lead.id == lead_id,
+            Lead.claimed_by.is_(None),
+            Lead.state.in_(_DIALABLE),
+            _not_dnc(),
         )
         async with self._db.session() as session, session.begin():
+            if session.get_bind().dialect.name == "postgresql":
+                locked = select(Lead.id).where(*claimable).with_for_update(skip_locked=True)
+                target: ColumnElement[bool] = Lead.id.in_(locked.scalar_subquery())
+            else:  # SQLite has one writer at a time: the conditional update is the lock
+                target = and_(*claimable)
+            statement = (
+                update(Lead)
+                .where(target)
+                .values(
+                    state=LeadState.IN_PROGRESS,
+                    claimed_by=claimer,
+                    claimed_at=at,
+                    # Right-hand sides see the row before the update (SQL standard).
+                    claimed_from=Lead.state,
+                )
+                .execution_options(synchronize_session=False)
+            )
             return _rowcount(await session.execute(statement)) == 1
 
     async def release(self, lead_id: str) -> bool:
