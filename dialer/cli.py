@@ -61,6 +61,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--talk", default="2-6", help="talk time of answered calls, LOW-HIGH s")
     _add_cdr_commands(commands)
+    quota = commands.add_parser("quota", help="the live quota counters against the CDRs")
+    quota_actions = quota.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (
+        ("reconcile", "recompute a period's counters from the CDRs and list differences"),
+        ("report", "write a day's end-of-day quota report (CSV and JSON)"),
+    ):
+        action = _with_config(quota_actions.add_parser(name, help=text))
+        action.add_argument(
+            "--data-dir", type=Path, help="a demo floor's data directory instead of a config"
+        )
+        action.add_argument("--day", metavar="YYYY-MM-DD", help="default: today on the floor")
+        if name == "reconcile":
+            action.add_argument("--period", choices=("day", "week", "month"), default="day")
     return parser
 
 
@@ -193,6 +206,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dialer.cdr_cli import run_command
 
         return run_command(config, args, sys.stdout, sys.stderr)
+    if args.command == "quota":
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        from cdr.reports import Period
+        from dialer.cdr_cli import UsageError
+        from dialer.quota_cli import for_data_dir, run_quota
+
+        if args.data_dir is not None:
+            config = for_data_dir(config, args.data_dir)
+        try:
+            period: Period = args.period if args.action == "reconcile" else "day"
+            return run(run_quota(config, args.action, args.day, period, sys.stdout))
+        except UsageError as exc:
+            print(exc, file=sys.stderr)
+            return 2
     raise AssertionError(args.command)
 
 

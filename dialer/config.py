@@ -41,6 +41,7 @@ SYSTEM_PAUSE_CODES = ("not_ready", "phone_lost", "wrap_up_exceeded")
 SEED_WINDOWS: Mapping[str, tuple[str, ...]] = {"mon-fri": ("10:30-12:00", "15:30-17:30")}
 DEFAULT_WINDOWS = CallingWindows.parse(SEED_WINDOWS)
 MIN_RING_TIMEOUT_S = 15.0  # DESIGN.md: a ring timeout is never shorter than 15 s
+DEFAULT_QUOTA_POLICY = Path(__file__).resolve().parents[1] / "deploy/quota/default-policy.toml"
 MIN_RETENTION_DAYS = 30  # China: licensed call centres keep recordings at least 30 days
 MAX_ABANDON_CAP = 0.2
 
@@ -109,6 +110,13 @@ class CdrConfig:
     retention_days: int = 30  # recordings; a campaign may keep them longer, never shorter
     qa_sample_rate: float = 0.05  # share of each agent's answered calls a day sent to QA
     qa_sample_minimum: int = 2  # and at least this many per agent and day
+    default_effective_rule: str = "default"  # for calls of campaigns not in this file
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaConfig:
+    policy_path: str = ""  # empty: the seeds' policy shipped in deploy/quota/
+    reports_dir: str = ""  # empty: reports/ in the service's data_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +216,7 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     cdr: CdrConfig = field(default_factory=CdrConfig)
+    quota: QuotaConfig = field(default_factory=QuotaConfig)
     effective_rules: tuple[EffectiveRule, ...] = (DEFAULT_RULE,)
     phones: tuple[PhoneConfig, ...] = ()
     trunks: tuple[TrunkConfig, ...] = ()
@@ -223,6 +232,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "database": DatabaseConfig,
     "metrics": MetricsConfig,
     "cdr": CdrConfig,
+    "quota": QuotaConfig,
 }
 # Single sections built by their own function (they hold tables of their own).
 _SPECIAL_SECTIONS = ("agent_policy", "effective_rules")
@@ -661,6 +671,7 @@ def validate(config: Config, facts: FileFacts | None = None) -> list[str]:
     _port("sip.udp_port", sip.udp_port, problems)
     _port("sip.tcp_port", sip.tcp_port, problems)
     _port("metrics.port", config.metrics.port, problems)
+    problems.extend(_quota_problems(config))
     cdr = config.cdr
     if cdr.retention_days < MIN_RETENTION_DAYS:
         problems.append(
@@ -669,6 +680,12 @@ def validate(config: Config, facts: FileFacts | None = None) -> list[str]:
         )
     if not 0 <= cdr.qa_sample_rate <= 1:
         problems.append(f"cdr.qa_sample_rate: must be between 0 and 1, got {cdr.qa_sample_rate:g}")
+    rule_names = [rule.name for rule in config.effective_rules]
+    if cdr.default_effective_rule not in rule_names:
+        problems.append(
+            f"cdr.default_effective_rule: no rule {cdr.default_effective_rule!r} "
+            f"(defined: {', '.join(rule_names)})"
+        )
     if cdr.qa_sample_minimum < 0:
         problems.append(f"cdr.qa_sample_minimum: must be 0 or more, got {cdr.qa_sample_minimum}")
     if sip.t1 <= 0 or sip.t2 < sip.t1 or sip.t4 <= 0:
@@ -727,6 +744,22 @@ def validate(config: Config, facts: FileFacts | None = None) -> list[str]:
     problems.extend(_agent_problems(config, facts))
     problems.extend(_campaign_problems(config, facts))
     return problems
+
+
+def quota_policy_path(config: Config) -> Path:
+    return Path(config.quota.policy_path) if config.quota.policy_path else DEFAULT_QUOTA_POLICY
+
+
+def _quota_problems(config: Config) -> list[str]:
+    """The quota policy must load, or the service does not start."""
+    from quota.policy import PolicyError, load_policy
+
+    path = quota_policy_path(config)
+    try:
+        load_policy(path)
+    except PolicyError as exc:
+        return [f"quota.policy_path ({path}): {problem}" for problem in exc.problems]
+    return []
 
 
 def _agent_problems(config: Config, facts: FileFacts) -> list[str]:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cdr.effective import DEFAULT_RULE, EffectiveRule
+from cdr.reports import period_bounds, report
 from cdr.store import CdrStore
 from dialer.agents.state import AgentPolicy, AgentState
 from dialer.app import wall_clock
@@ -31,7 +33,14 @@ from dialer.calls.manager import Dial
 from dialer.campaigns.hopper import CampaignHours
 from dialer.campaigns.recycling import RetryRules
 from dialer.campaigns.windows import CallingWindows
-from dialer.config import Config, DatabaseConfig, PhoneConfig, SipConfig
+from dialer.config import (
+    AgentConfig,
+    CdrConfig,
+    Config,
+    DatabaseConfig,
+    PhoneConfig,
+    SipConfig,
+)
 from dialer.dialing.runner import CampaignRunner
 from dialer.events import (
     AgentStateChanged,
@@ -60,6 +69,7 @@ DEFAULT_TALK = "2-6"  # a customer who answers talks for a uniform time in this 
 DISPOSITIONS = (("sale", 30), ("not_interested", 50), ("callback", 15), ("dnc", 5))
 WRAP_UP_S = (0.2, 0.8)  # how long a simulated agent takes to set the result
 
+DEMO_RULE = EffectiveRule(name="demo", version=1, min_talk_s=3.0)
 
 @dataclass(frozen=True, slots=True)
 class CustomerMix:
@@ -121,6 +131,7 @@ class DemoSummary:
     cdr_rows: int = 0
     cdr_effective: int = 0
     cdr_talk_seconds: float = 0.0
+    quota_matches_cdrs: bool = False
     metrics_port: int | None = None
     events: list[Event] = field(default_factory=list)
 
@@ -138,6 +149,7 @@ class DemoSummary:
         )
         return (
             registered
+            and self.quota_matches_cdrs
             and recorded
             and stored
             and records
@@ -168,6 +180,7 @@ class DemoSummary:
             ("CDRs (db)", self.cdr_rows),
             ("effective calls (CDRs)", self.cdr_effective),
             ("talk seconds (CDRs)", f"{self.cdr_talk_seconds:.1f}"),
+            ("quota report = CDRs", "yes" if self.quota_matches_cdrs else "NO"),
             ("metrics", f"http://127.0.0.1:{self.metrics_port}/metrics"),
             ("calls bridged", self.calls_bridged),
             ("talk seconds", f"{self.talk_seconds:.1f}"),
@@ -237,9 +250,17 @@ async def run_demo(
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     extensions = [str(1001 + i) for i in range(phones)]
     passwords = {ext: secrets.token_urlsafe(12) for ext in extensions}
+    tenure = datetime.now(UTC).date() - timedelta(days=90)  # standard agents, past the first month
     config = Config(
         sip=SipConfig(udp_port=0, tcp_port=0),
         phones=tuple(PhoneConfig(ext, pw, vendor="generic") for ext, pw in passwords.items()),
+        agents=tuple(
+            AgentConfig(f"agent-{ext}", ext, team="demo", start_date=tenure) for ext in extensions
+        ),
+        # The demo's calls last seconds, not minutes: judged by a rule of its own
+        # (the shipped default asks for 30 s with a live person).
+        effective_rules=(DEFAULT_RULE, DEMO_RULE),
+        cdr=CdrConfig(default_effective_rule=DEMO_RULE.name),
     )
     config = dataclasses.replace(
         config,
@@ -369,6 +390,8 @@ async def run_demo(
             summary.cdr_rows += 1
             summary.cdr_effective += record.effective
             summary.cdr_talk_seconds += record.talk_ms / 1000
+        summary.quota_matches_cdrs = await _quota_matches_cdrs(floor, cdrs)
+        await floor.quotas.persist()
         summary.db_lead_states = {k: v for k, v in (await store.counts(campaign_id)).items() if v}
         attempts = await store.attempt_counts(campaign_id)
         summary.db_attempts = {k: v for k, v in attempts.items() if v}
@@ -389,6 +412,26 @@ async def run_demo(
         await customers.close()
     await _account(summary, seen, placed)
     return summary
+
+
+async def _quota_matches_cdrs(floor: Floor, cdrs: CdrStore) -> bool:
+    """Today's end-of-day quota report agrees, agent by agent, with the CDR report."""
+    quotas = floor.quotas
+    periods = quotas.counters.policy.periods
+    day = periods.day_of(now_ms())
+    await quotas.write_day_report(datetime.now(periods.tz))
+    start, end = period_bounds(day, "day", periods.timezone, periods.day_starts)
+    rows = await report(cdrs.search(start, end), by="agent")
+    from_cdrs = {
+        row.group: (row.dials, row.effective, row.talk_ms_total) for row in rows if row.group
+    }
+    from_quotas = {}
+    for agent in quotas.counters.agents_on(day):
+        counts = quotas.counters.counts(agent, day)
+        if counts["dials"]:
+            triple = (int(counts["dials"]), int(counts["effective_calls"]), int(counts["talk_ms"]))
+            from_quotas[agent] = triple
+    return from_cdrs == from_quotas
 
 
 async def _records_settled(floor: Floor) -> None:

@@ -20,10 +20,12 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry
 
+from cdr.store import CdrStore
 from dialer.app import Service, running_service
 from dialer.campaigns.trunks import TrunkState
 from dialer.config import Config
 from dialer.dialing.runner import CampaignRunner
+from dialer.quotas import FloorQuotas, floor_quotas
 from dialer.records import CallRecords, call_records
 from dialer.store.database import Database
 from metrics.registry import FloorMetrics
@@ -43,6 +45,7 @@ class Floor:
     database: Database
     service: Service
     records: CallRecords
+    quotas: FloorQuotas
     metrics: FloorMetrics
     registry: CollectorRegistry
     metrics_port: int | None
@@ -65,9 +68,7 @@ class Floor:
         endpoint = service.endpoint
         counters = endpoint.counters
         now = asyncio.get_running_loop().time()  # scrapes are served in the loop
-        registered = (
-            len(endpoint.registrar.registered_extensions(now)) if endpoint.registrar else 0
-        )
+        registered = len(endpoint.registrar.registered_extensions(now)) if endpoint.registrar else 0
         trunks: dict[str, TrunkFigures] = {}
         for runner in self.runners:
             if runner.trunks is None:
@@ -111,8 +112,13 @@ async def running_floor(config: Config, *, serve_metrics: bool = True) -> AsyncI
                 engine=lambda: holder[0].engine() if holder else EngineSnapshot(),
             )
             service.subscribe(metrics.observe)
-            async with call_records(config, database, service.subscribe) as records:
+            async with (
+                call_records(config, database, service.subscribe) as records,
+                floor_quotas(config, CdrStore(database.sessionmaker)) as quotas,
+            ):
                 records.listeners.append(metrics.observe_cdr)
+                records.listeners.append(quotas.on_record)
+                quotas.publishers.append(metrics.observe_quota)
                 async with contextlib.AsyncExitStack() as stack:
                     port: int | None = None
                     if serve_metrics:
@@ -120,7 +126,9 @@ async def running_floor(config: Config, *, serve_metrics: bool = True) -> AsyncI
                             MetricsServer(registry, config.metrics.bind_host, config.metrics.port)
                         )
                         port = server.port
-                    floor = Floor(config, database, service, records, metrics, registry, port)
+                    floor = Floor(
+                        config, database, service, records, quotas, metrics, registry, port
+                    )
                     holder.append(floor)
                     yield floor
 

@@ -54,7 +54,7 @@ def rules_for(config: Config) -> Callable[[str | None], EffectiveRule]:
     """The effective rule of a campaign; campaigns not in the file are judged by "default"."""
     rules = {rule.name: rule for rule in config.effective_rules}
     by_campaign = {c.id: rules.get(c.effective_rule, DEFAULT_RULE) for c in config.campaigns}
-    default = rules.get(DEFAULT_RULE.name, DEFAULT_RULE)
+    default = rules.get(config.cdr.default_effective_rule, DEFAULT_RULE)
     return lambda campaign: by_campaign.get(campaign or "", default)
 
 

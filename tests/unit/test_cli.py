@@ -101,6 +101,19 @@ def test_demo_registers_phones_and_bridges_and_records_calls_over_real_sip(
         kept = db.execute("SELECT count(*) FROM dial_attempts").fetchone()[0]
     assert campaigns == 2
     assert kept >= placed
+    # One CDR per call of both runs, and the live quota counters agree with them.
+    with contextlib.closing(sqlite3.connect(tmp_path / "dialer.db")) as db:
+        cdrs = db.execute("SELECT count(*), count(DISTINCT call_id) FROM cdrs").fetchone()
+    assert cdrs[0] == cdrs[1] == kept
+    assert lines["CDRs (db)"] == str(placed)
+    assert lines["quota report = CDRs"] == "yes"
+    reconciled = subprocess.run(
+        [sys.executable, "-m", "dialer.cli", "quota", "reconcile", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+    assert f"{kept} CDRs, 0 differences" in reconciled.stdout
+    assert list((tmp_path / "reports").glob("quota-*.csv"))
 
 
 def test_demo_refuses_a_bad_customer_mix_naming_each_problem(

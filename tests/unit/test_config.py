@@ -583,3 +583,14 @@ def test_unknown_rule_and_short_retention_refused(tmp_path: Path) -> None:
     )
     assert "cdr.retention_days: 10 is under the 30 days recordings must be kept" in problems
     assert "cdr.qa_sample_rate: must be between 0 and 1, got 1.5" in problems
+
+
+def test_a_bad_quota_policy_refuses_the_configuration_naming_its_problems(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("colour = 1\n", encoding="utf-8")
+    text = f'[quota]\npolicy_path = "{policy}"\n'
+    with pytest.raises(ConfigError) as caught:
+        _load(tmp_path, text)
+    problems = caught.value.problems
+    assert problems and all(p.startswith(f"quota.policy_path ({policy}): ") for p in problems)
+    assert any("colour" in p for p in problems), problems
