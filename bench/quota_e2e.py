@@ -78,7 +78,8 @@ def call_events(n: int, t0_ms: int) -> list[Event]:
                         duration_ms=57_000, size_bytes=912_044, agent_speech_ms=20_000,
                         customer_speech_ms=25_000, overlap_ms=1_000,
                         longest_silence_ms=2_000, at_ms=at + 60200, mono=mono + 60.2),
-        DispositionSet(call_id=call, agent=agent, code="interested", at_ms=at + 62000, mono=mono + 62),
+        DispositionSet(call_id=call, agent=agent, code="interested",
+                       at_ms=at + 62000, mono=mono + 62),
         AgentStateChanged(agent=agent, previous="wrap_up", state="ready", call_id=call,
                           at_ms=at + 62010, mono=mono + 62.01),
     ]  # fmt: skip
