@@ -35,7 +35,9 @@ async def test_prometheus_scrapes_the_demo_floor_and_sees_its_business(tmp_path:
         )
         try:
             await prom.wait_until('up{job="dialer"}', lambda r: total(r) == 1, 20)
-            await prom.wait_until("sum(dialer_phones)", lambda r: bool(r) and total(r) >= PHONES, 15)
+            await prom.wait_until(
+                "sum(dialer_phones)", lambda r: bool(r) and total(r) >= PHONES, 15
+            )
             registered = await prom.wait_until(
                 'dialer_phones{state="registered"}', lambda r: total(r) == PHONES, 15
             )
