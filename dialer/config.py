@@ -114,6 +114,18 @@ class CdrConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MqttConfig:
+    host: str = ""  # empty: no MQTT feed
+    port: int = 1883
+    prefix: str = ""  # empty: dialer/<node_name>
+    username: str = ""
+    password_env: str = ""  # the broker password is read from this environment variable
+    tls: bool = False
+    ca_file: str = ""  # empty with tls: the system's trusted CAs
+    tokens_file: str = ""  # JSON {"agent id": "token"}: who may send commands for whom
+
+
+@dataclass(frozen=True, slots=True)
 class QuotaConfig:
     policy_path: str = ""  # empty: the seeds' policy shipped in deploy/quota/
     reports_dir: str = ""  # empty: reports/ in the service's data_dir
@@ -217,6 +229,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     cdr: CdrConfig = field(default_factory=CdrConfig)
     quota: QuotaConfig = field(default_factory=QuotaConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
     effective_rules: tuple[EffectiveRule, ...] = (DEFAULT_RULE,)
     phones: tuple[PhoneConfig, ...] = ()
     trunks: tuple[TrunkConfig, ...] = ()
@@ -233,6 +246,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "metrics": MetricsConfig,
     "cdr": CdrConfig,
     "quota": QuotaConfig,
+    "mqtt": MqttConfig,
 }
 # Single sections built by their own function (they hold tables of their own).
 _SPECIAL_SECTIONS = ("agent_policy", "effective_rules")
@@ -672,6 +686,9 @@ def validate(config: Config, facts: FileFacts | None = None) -> list[str]:
     _port("sip.tcp_port", sip.tcp_port, problems)
     _port("metrics.port", config.metrics.port, problems)
     problems.extend(_quota_problems(config))
+    _port("mqtt.port", config.mqtt.port, problems, allow_zero=False)
+    if config.mqtt.host and config.mqtt.tokens_file:
+        _agent_tokens("mqtt.tokens_file", Path(config.mqtt.tokens_file), problems)
     cdr = config.cdr
     if cdr.retention_days < MIN_RETENTION_DAYS:
         problems.append(
@@ -744,6 +761,36 @@ def validate(config: Config, facts: FileFacts | None = None) -> list[str]:
     problems.extend(_agent_problems(config, facts))
     problems.extend(_campaign_problems(config, facts))
     return problems
+
+
+def agent_tokens(config: Config) -> dict[str, str]:
+    """Each agent's command token (from ``mqtt.tokens_file``); ConfigError if unreadable."""
+    if not config.mqtt.tokens_file:
+        return {}
+    problems: list[str] = []
+    tokens = _agent_tokens("mqtt.tokens_file", Path(config.mqtt.tokens_file), problems)
+    if problems:
+        raise ConfigError(problems)
+    return tokens
+
+
+def _agent_tokens(key: str, path: Path, problems: list[str]) -> dict[str, str]:
+    import json
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        problems.append(f"{key}: cannot read {path}: {exc.strerror}")
+        return {}
+    except ValueError as exc:
+        problems.append(f"{key}: {path} is not JSON: {exc}")
+        return {}
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in raw.items()
+    ):
+        problems.append(f'{key}: {path} must be an object {{"agent id": "token", ...}}')
+        return {}
+    return raw
 
 
 def quota_policy_path(config: Config) -> Path:

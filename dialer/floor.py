@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import ssl
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
@@ -21,13 +23,17 @@ from zoneinfo import ZoneInfo
 from prometheus_client import CollectorRegistry
 
 from cdr.store import CdrStore
+from dialer.agent_commands import AgentCommands
 from dialer.app import Service, running_service
 from dialer.campaigns.trunks import TrunkState
-from dialer.config import Config
+from dialer.config import Config, agent_tokens
 from dialer.dialing.runner import CampaignRunner
+from dialer.events import Event
 from dialer.quotas import FloorQuotas, floor_quotas
 from dialer.records import CallRecords, call_records
 from dialer.store.database import Database
+from metrics.mqtt.feed import MqttFeed
+from metrics.mqtt.topics import default_prefix
 from metrics.registry import FloorMetrics
 from metrics.server import MetricsServer
 from metrics.sources import EngineSnapshot, RtpFigures, TrunkFigures
@@ -49,6 +55,7 @@ class Floor:
     metrics: FloorMetrics
     registry: CollectorRegistry
     metrics_port: int | None
+    feed: MqttFeed | None = None
     runners: list[CampaignRunner] = field(default_factory=list)
 
     def add_runner(self, runner: CampaignRunner) -> None:
@@ -94,6 +101,7 @@ class Floor:
             rtp={"relayed": RtpFigures(packets_received=relay.relayed, packets_sent=relay.relayed)},
             cdr_journal_backlog=self.records.sink.backlog,
             database_up=self.records.sink.state.value == "connected",
+            mqtt_up=self.feed is not None and self.feed.connected,
         )
 
 
@@ -130,7 +138,37 @@ async def running_floor(config: Config, *, serve_metrics: bool = True) -> AsyncI
                         config, database, service, records, quotas, metrics, registry, port
                     )
                     holder.append(floor)
+                    if config.mqtt.host:
+                        feed = await stack.enter_async_context(mqtt_feed(config, floor))
+                        floor.feed = feed
+
+                        def publish(event: Event) -> None:
+                            feed.publish_event(event)  # False (not for MQTT) needs no action
+
+                        service.subscribe(publish)
+                        quotas.publishers.append(feed.publish_quota)
                     yield floor
+
+
+def mqtt_feed(config: Config, floor: Floor) -> MqttFeed:
+    """The MQTT feed of the floor's events, quota progress and agents' commands."""
+    mqtt = config.mqtt
+    password = os.environ.get(mqtt.password_env) if mqtt.password_env else None
+    tls = None
+    if mqtt.tls:
+        tls = ssl.create_default_context(cafile=mqtt.ca_file or None)
+    loop = asyncio.get_running_loop()
+    return MqttFeed(
+        mqtt.host,
+        mqtt.port,
+        prefix=mqtt.prefix or default_prefix(config.service.node_name),
+        username=mqtt.username or None,
+        password=password,
+        tls=tls,
+        handler=AgentCommands(config, floor.runners, floor.service.endpoint.registrar, loop.time),
+        secrets=agent_tokens(config),
+        client_id=f"dialer-{config.service.node_name}",
+    )
 
 
 async def serve(config: Config, duration: float | None = None) -> None:

@@ -254,7 +254,25 @@ class CampaignRunner:
             floor.leg = await self.calls.connect_agent(agent_id, phone)
 
     def ready(self, agent_id: str) -> None:
-        self._apply(self.agents[agent_id], AgentInput.READY)
+        self._apply(self._floor(agent_id), AgentInput.READY)
+
+    def pause(self, agent_id: str, reason: str) -> None:
+        """Pause with a reason code; asked during a call, it applies when the call ends."""
+        self._apply(self._floor(agent_id), AgentInput.PAUSE, reason=reason)
+
+    def hang_up(self, agent_id: str) -> str:
+        """End the agent's current call from the agent's side; its call id."""
+        for attempt in self._attempts.values():
+            if attempt.agent_id == agent_id:
+                self.calls.hangup(attempt.call_id, by=ClearedBy.AGENT, reason="agent hung up")
+                return attempt.call_id
+        raise ValueError(f"agent {agent_id} has no call to hang up")
+
+    def _floor(self, agent_id: str) -> FloorAgent:
+        floor = self.agents.get(agent_id)
+        if floor is None:
+            raise ValueError(f"agent {agent_id} is not signed in to campaign {self.campaign_id}")
+        return floor
 
     # -- the loop --------------------------------------------------------
 
@@ -744,9 +762,16 @@ class CampaignRunner:
                 return floor
         return None
 
-    def _apply(self, floor: FloorAgent, what: AgentInput, *, call_id: str | None = None) -> None:
+    def _apply(
+        self,
+        floor: FloorAgent,
+        what: AgentInput,
+        *,
+        call_id: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         now = self._loop.time()
-        change = floor.agent.apply(what, now, self._wall(now), call_id=call_id)
+        change = floor.agent.apply(what, now, self._wall(now), call_id=call_id, reason=reason)
         if change is not None:
             self._agent_changed(change)
 

@@ -594,3 +594,14 @@ def test_a_bad_quota_policy_refuses_the_configuration_naming_its_problems(tmp_pa
     problems = caught.value.problems
     assert problems and all(p.startswith(f"quota.policy_path ({policy}): ") for p in problems)
     assert any("colour" in p for p in problems), problems
+
+
+def test_an_unreadable_agent_token_file_is_a_configuration_problem(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text('["a1"]', encoding="utf-8")
+    text = f'[mqtt]\nhost = "127.0.0.1"\nport = 1883\ntokens_file = "{tokens}"\n'
+    with pytest.raises(ConfigError) as caught:
+        _load(tmp_path, text)
+    assert caught.value.problems == [
+        f'mqtt.tokens_file: {tokens} must be an object {{"agent id": "token", ...}}'
+    ]
