@@ -19,10 +19,10 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from peers.errors import PeerError, PeerMissingError, PeerTimeoutError
+from peers.lifecycle import Lifecycle
 from peers.ports import LOOPBACK, free_port_pair, free_tcp_port, free_udp_tcp_port
 from peers.process import ChildProcess
 
@@ -113,7 +113,7 @@ def _module_dir() -> Path:
     )
 
 
-class Baresip:
+class Baresip(Lifecycle):
     """One baresip phone with a temp config dir, registered to ``registrar`` (``host:port``).
 
     It plays ``audio_file`` (a WAV, 8 kHz mono 16-bit is safest) as its
@@ -365,15 +365,3 @@ class Baresip:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

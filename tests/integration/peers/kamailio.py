@@ -15,10 +15,9 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from peers.errors import PeerError, PeerMissingError, PeerTimeoutError
+from peers.lifecycle import Lifecycle
 from peers.ports import LOOPBACK, free_udp_tcp_port
 from peers.process import ChildProcess
 
@@ -203,7 +202,7 @@ route[RELAY] {{
 """
 
 
-class Kamailio:
+class Kamailio(Lifecycle):
     """One Kamailio process with its own generated config in a temp dir.
 
     ``users`` maps user names to passwords for both REGISTER (401) and, when
@@ -329,18 +328,6 @@ class Kamailio:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
 
 class _OptionsProbe(asyncio.DatagramProtocol):

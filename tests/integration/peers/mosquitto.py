@@ -17,10 +17,9 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from peers.errors import PeerError, PeerMissingError
+from peers.lifecycle import Lifecycle
 from peers.ports import LOOPBACK, free_tcp_port
 from peers.process import ChildProcess
 
@@ -38,7 +37,7 @@ def find_binary(name: str) -> str:
     return path
 
 
-class Mosquitto:
+class Mosquitto(Lifecycle):
     """``async with Mosquitto(users={"feed": "pw"}) as broker: ... broker.port``.
 
     Without ``users`` it accepts anonymous clients; with them it accepts only
@@ -195,14 +194,5 @@ class Mosquitto:
             self._tmp.cleanup()
             self._tmp = None
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def release(self) -> None:
         await self.close()

@@ -22,13 +22,12 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from peers.errors import PeerError, PeerMissingError, PeerTimeoutError
+from peers.lifecycle import Lifecycle
 from peers.ports import LOOPBACK, free_tcp_port
 
 PG_ROOT = Path("/usr/lib/postgresql")
@@ -55,7 +54,7 @@ def find_bin_dir(root: Path = PG_ROOT) -> Path:
     return max(found, key=lambda path: int(path.parent.name))
 
 
-class PostgresServer:
+class PostgresServer(Lifecycle):
     """One PostgreSQL cluster in a temp dir; ``async with PostgresServer() as pg: ...``."""
 
     def __init__(self, *, port: int | None = None, bin_dir: Path | None = None) -> None:
@@ -183,16 +182,7 @@ class PostgresServer:
             await engine.dispose()
         return self.url(name)
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def release(self) -> None:
         await self.remove()
 
     # -- helpers -----------------------------------------------------------------------

@@ -19,10 +19,10 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from peers.errors import PeerError, PeerMissingError, PeerTimeoutError
+from peers.lifecycle import Lifecycle
 from peers.ports import LOOPBACK, free_tcp_port
 from peers.process import ChildProcess
 
@@ -53,7 +53,7 @@ def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
     )
 
 
-class Prometheus:
+class Prometheus(Lifecycle):
     """``async with Prometheus(targets=["127.0.0.1:9464"]) as prom: await prom.query(...)``.
 
     Scrapes ``targets`` as job ``job`` every ``scrape_interval`` and evaluates
@@ -137,18 +137,6 @@ class Prometheus:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def api(self, path: str, **params: str) -> Any:
         """``data`` of a successful ``/api/v1/<path>`` answer; PeerError with the error if not."""

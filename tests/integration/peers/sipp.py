@@ -15,10 +15,9 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from peers.errors import PeerError, PeerMissingError
+from peers.lifecycle import Lifecycle
 from peers.ports import LOOPBACK, free_port_pair, free_udp_port, free_udp_tcp_port
 from peers.process import ChildProcess
 
@@ -111,7 +110,7 @@ def render_scenario(text: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
-class Sipp:
+class Sipp(Lifecycle):
     """One SIPp run of a scenario; an async context manager that stops it on exit.
 
     ``target`` is ``host:port`` for a UAC and ``None`` for a UAS, which then
@@ -290,15 +289,3 @@ class Sipp:
         successful, failed = counts if counts is not None else (0, 0)
         self._result = SippResult(code, successful, failed, output, errors)
         return self._result
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
