@@ -87,7 +87,6 @@ class Floor:
                     channels_limit=health.max_channels,
                     failures=health.failures,
                 )
-        relay = service.relay.counters
         return EngineSnapshot(
             sip_requests=dict(counters.requests_by_method),
             sip_responses=dict(counters.responses_by_class),
@@ -98,7 +97,10 @@ class Floor:
                 "unregistered": max(0, len(self.config.phones) - registered),
             },
             trunks=trunks,
-            rtp={"relayed": RtpFigures(packets_received=relay.relayed, packets_sent=relay.relayed)},
+            rtp={
+                side: RtpFigures(packets_received=got, packets_lost=lost, jitter_seconds=jitter)
+                for side, (got, lost, jitter) in service.relay.reception().items()
+            },
             cdr_journal_backlog=self.records.sink.backlog,
             database_up=self.records.sink.state.value == "connected",
             mqtt_up=self.feed is not None and self.feed.connected,

@@ -55,6 +55,9 @@ class RelayCounters:
     recordings_failed: int = 0
     idle_packets: int = 0
     rtcp_sent: int = 0
+    # RTP of closed legs, by side ("customer", "agent"): live legs add theirs when read.
+    closed_received: dict[str, int] = field(default_factory=dict)
+    closed_lost: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -146,6 +149,26 @@ class MediaRelay:
         leg = self.legs.pop(leg_id, None)
         if leg is not None:
             leg.ports.close()
+            side, stats = leg.side.value, leg.stream.stats
+            counters = self.counters
+            counters.closed_received[side] = counters.closed_received.get(side, 0) + stats.received
+            counters.closed_lost[side] = counters.closed_lost.get(side, 0) + max(0, stats.lost)
+
+    def reception(self) -> dict[str, tuple[int, int, float]]:
+        """Per side: RTP packets received and lost since start, and the worst jitter now (s)."""
+        out: dict[str, tuple[int, int, float]] = {}
+        for side in ("customer", "agent"):
+            received = self.counters.closed_received.get(side, 0)
+            lost = self.counters.closed_lost.get(side, 0)
+            jitter = 0.0
+            for leg in self.legs.values():
+                if leg.side.value == side:
+                    stats = leg.stream.stats
+                    received += stats.received
+                    lost += max(0, stats.lost)
+                    jitter = max(jitter, stats.jitter / 8000)  # G.711's 8 kHz clock
+            out[side] = (received, lost, jitter)
+        return out
 
     # -- bridges -------------------------------------------------------
 

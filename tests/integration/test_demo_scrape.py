@@ -59,6 +59,10 @@ async def test_prometheus_scrapes_the_demo_floor_and_sees_its_business(tmp_path:
                 'dialer_sip_requests_total{method="REGISTER"}', lambda r: total(r) >= PHONES, 5
             )
             await prom.wait_until("dialer_database_up", lambda r: total(r) == 1, 5)
+            for leg in ("customer", "agent"):  # media reception, from the relay's streams
+                await prom.wait_until(
+                    f'dialer_rtp_packets_received_total{{leg="{leg}"}}', lambda r: total(r) > 0, 10
+                )
             # No call id or number ever becomes a label: every label set is bounded.
             names = await prom.api("label/__name__/values")
             labels = await prom.api("labels")
