@@ -85,6 +85,7 @@ async def test_talk_time_in_the_cdr_is_the_wire_truth_within_20_ms(
             # The busy lead may go first; the answered one ends in wrap-up either way.
             agent = campaign.agents["a1"].agent
             await until(seen, lambda: agent.state is AgentState.WRAP_UP, 40)
+            await asyncio.sleep(0.3)  # the agent takes a moment to choose the result
             await campaign.disposition("a1", "sale")
             await until(
                 seen,
@@ -126,7 +127,7 @@ async def test_talk_time_in_the_cdr_is_the_wire_truth_within_20_ms(
         "a1",
     )
     assert (answered.campaign, answered.disposition, answered.mode) == ("c1", "sale", "progressive")
-    assert answered.wrap_up_ms is not None and answered.wrap_up_ms > 0
+    assert answered.wrap_up_ms is not None and 250 <= answered.wrap_up_ms < 5000
     assert not answered.effective  # 3 s is under the default rule's 30 s
     assert answered.effective_rule == "default@1"
     recording = answered.recording
