@@ -16,6 +16,7 @@ them all.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -44,6 +45,7 @@ MIN_RING_TIMEOUT_S = 15.0  # DESIGN.md: a ring timeout is never shorter than 15 
 DEFAULT_QUOTA_POLICY = Path(__file__).resolve().parents[1] / "deploy/quota/default-policy.toml"
 MIN_RETENTION_DAYS = 30  # China: licensed call centres keep recordings at least 30 days
 MAX_ABANDON_CAP = 0.2
+MAX_CONNECT_S = 2.0  # REQUIREMENTS: a live answer reaches an agent within 2 s or is released
 
 # Ids end up in metric labels, file names and events: keep them plain.
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -123,6 +125,15 @@ class MqttConfig:
     tls: bool = False
     ca_file: str = ""  # empty with tls: the system's trusted CAs
     tokens_file: str = ""  # JSON {"agent id": "token"}: who may send commands for whom
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    enabled: bool = True
+    bind_host: str = "127.0.0.1"
+    port: int = 8080  # 0: any free port (logged at start)
+    session_minutes: int = 720  # a page sign-in lasts one shift
+    max_upload_bytes: int = 10 * 1024 * 1024  # lead-list CSVs and other uploads
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +228,10 @@ class CampaignConfig:
     effective_rule: str = "default"  # the effective-call rule the CDRs are judged by
     abandon_cap: float = 0.03  # predictive: abandoned share of live answers
     max_dial_level: float = 3.0  # predictive: calls in flight per available agent
+    connect_within_s: float = 2.0  # predictive: a live answer waits this long for an agent
+    abandon_lockout_minutes: float = 72 * 60.0  # an abandoned lead is not redialed for this long
+    abandon_message: str = ""  # WAV played to an abandoned customer; empty: the shipped one
+    screen_early_media: bool = True  # release announcements and SIT in 183 before ringing out
     recording_retention_days: int = 0  # 0: the service's cdr.retention_days
 
 
@@ -230,6 +245,7 @@ class Config:
     cdr: CdrConfig = field(default_factory=CdrConfig)
     quota: QuotaConfig = field(default_factory=QuotaConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     effective_rules: tuple[EffectiveRule, ...] = (DEFAULT_RULE,)
     phones: tuple[PhoneConfig, ...] = ()
     trunks: tuple[TrunkConfig, ...] = ()
@@ -247,6 +263,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "cdr": CdrConfig,
     "quota": QuotaConfig,
     "mqtt": MqttConfig,
+    "http": HttpConfig,
 }
 # Single sections built by their own function (they hold tables of their own).
 _SPECIAL_SECTIONS = ("agent_policy", "effective_rules")
@@ -687,6 +704,15 @@ def validate(config: Config, facts: FileFacts | None = None) -> list[str]:
     _port("metrics.port", config.metrics.port, problems)
     problems.extend(_quota_problems(config))
     _port("mqtt.port", config.mqtt.port, problems, allow_zero=False)
+    _port("http.port", config.http.port, problems)
+    if config.http.session_minutes <= 0:
+        problems.append(
+            f"http.session_minutes: must be positive, got {config.http.session_minutes}"
+        )
+    if config.http.max_upload_bytes <= 0:
+        problems.append(
+            f"http.max_upload_bytes: must be positive, got {config.http.max_upload_bytes}"
+        )
     if config.mqtt.host and config.mqtt.tokens_file:
         _agent_tokens("mqtt.tokens_file", Path(config.mqtt.tokens_file), problems)
     cdr = config.cdr
@@ -914,5 +940,34 @@ def _campaign_problems(config: Config, facts: FileFacts) -> list[str]:
         if not campaign.max_dial_level >= 1:
             problems.append(
                 f"{key}.max_dial_level: must be at least 1, got {campaign.max_dial_level:g}"
+            )
+        problems.extend(_predictive_problems(config, key, campaign))
+    return problems
+
+
+def _predictive_problems(config: Config, key: str, campaign: CampaignConfig) -> list[str]:
+    problems: list[str] = []
+    if not 0 < campaign.connect_within_s <= MAX_CONNECT_S:
+        problems.append(
+            f"{key}.connect_within_s: must be above 0 and at most {MAX_CONNECT_S:g} s "
+            f"(a live customer is connected within that or released), "
+            f"got {campaign.connect_within_s:g}"
+        )
+    if not 0 <= campaign.abandon_lockout_minutes < math.inf:
+        problems.append(
+            f"{key}.abandon_lockout_minutes: must be 0 or more, "
+            f"got {campaign.abandon_lockout_minutes:g}"
+        )
+    if campaign.abandon_message and not Path(campaign.abandon_message).is_file():
+        problems.append(f"{key}.abandon_message: no such file {campaign.abandon_message}")
+    if campaign.mode == "predictive":
+        by_id = {agent.id: agent for agent in config.agents}
+        per_call = [
+            a for a in campaign.agents if a in by_id and not by_id[a].persistent_connection
+        ]
+        if per_call:
+            problems.append(
+                f"{key}.agents: a predictive campaign connects customers to agents' persistent "
+                f"connections; {', '.join(per_call)} have persistent_connection = false"
             )
     return problems

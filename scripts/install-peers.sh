@@ -15,6 +15,7 @@ PEERS=(
   "mosquitto-clients:mosquitto_pub"
   "postgresql:initdb"
   "prometheus:prometheus"
+  "chromium:chromium"
 )
 
 have() {
