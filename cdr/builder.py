@@ -38,7 +38,8 @@ Semantics:
   and the next ``held=False`` (or the end), clipped to the talk time.
 - ``outcome``: ``TRANSFERRED`` for a transfer, else the ``CallEnded`` outcome;
   a ``CANCELLED`` call whose ``CallCleared`` reason is ``ring_timeout`` (our
-  CANCEL after the ring time) is ``NO_ANSWER``. ``interrupted=True`` (what a
+  CANCEL after the ring time) is ``NO_ANSWER``; one released by early-media
+  screening (``EarlyMediaScreened``) is the screening's outcome. ``interrupted=True`` (what a
   crash leaves) gives ``INTERRUPTED`` when the end is not in the stream, with
   durations up to the ``CallCleared`` if known, else the last event; when the
   end is known the call's real outcome stands and only wrap-up is cut short.
@@ -79,6 +80,7 @@ from dialer.events import (
     CallStarted,
     CallTransferred,
     DispositionSet,
+    EarlyMediaScreened,
     Event,
     HangupBy,
     IncomingCall,
@@ -118,6 +120,7 @@ class _Facts:
     cleared: CallCleared | None = None
     transferred: CallTransferred | None = None
     classified: AnsweringClassified | None = None
+    screened: EarlyMediaScreened | None = None
     media_timeout: MediaTimeout | None = None
     disposition: DispositionSet | None = None
     recording: RecordingClosed | None = None
@@ -247,6 +250,8 @@ def _own(facts: _Facts, index: int, event: CallEvent) -> None:
             facts.media_timeout = facts.media_timeout or event
         case AnsweringClassified():
             facts.classified = event
+        case EarlyMediaScreened():
+            facts.screened = facts.screened or event
         case RecordingClosed():
             facts.recording = event
         case RecordingFailed():
@@ -303,6 +308,8 @@ def _outcome(facts: _Facts) -> Outcome:
     if facts.ended is None:
         return Outcome.INTERRUPTED
     outcome = Outcome(facts.ended.outcome.value)
+    if outcome is Outcome.CANCELLED and facts.screened is not None:
+        return Outcome(facts.screened.outcome.value)
     if (
         outcome is Outcome.CANCELLED
         and facts.cleared is not None

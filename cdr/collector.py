@@ -24,7 +24,9 @@ Routing:
   reservation id), is the event's call id; the most recent one if several.
   Failing that, if the call id is of a call already finished, the event is
   late; failing that, it goes to the agent's most recently ended, bridged call
-  still waiting for its wrap-up.
+  still waiting for its wrap-up. A call assigned to no agent (predictive:
+  launched first, connected to whichever agent is free when it is answered)
+  becomes the call of the agent whose event names it.
 
 Completion:
 
@@ -272,6 +274,9 @@ class CdrCollector:
                 self.ignored_events += 1
             return []
         call.events.append(event)
+        if call.agent is None and event.call_id in (call.call_id, call.chain):
+            # A predictive call is launched for no agent; the one it is connected to is its own.
+            call.agent = event.agent
         if not isinstance(event, AgentStateChanged) or call.ended_at is None:
             return []
         if call.agent_done:

@@ -28,6 +28,7 @@ from typing import Any
 
 from cdr.effective import DEFAULT_RULE, EffectiveRule, RuleError
 from dialer.campaigns.windows import CallingWindows, CampaignError, zone
+from dialer.media.wav import WavError, read_prompt
 
 ENV_PREFIX = "DIALER_"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -958,8 +959,13 @@ def _predictive_problems(config: Config, key: str, campaign: CampaignConfig) -> 
             f"{key}.abandon_lockout_minutes: must be 0 or more, "
             f"got {campaign.abandon_lockout_minutes:g}"
         )
-    if campaign.abandon_message and not Path(campaign.abandon_message).is_file():
-        problems.append(f"{key}.abandon_message: no such file {campaign.abandon_message}")
+    if campaign.abandon_message:
+        try:
+            read_prompt(Path(campaign.abandon_message))
+        except OSError as exc:
+            problems.append(f"{key}.abandon_message: cannot read {campaign.abandon_message}: {exc}")
+        except WavError as exc:
+            problems.append(f"{key}.abandon_message: {exc}")
     if campaign.mode == "predictive":
         by_id = {agent.id: agent for agent in config.agents}
         per_call = [

@@ -334,3 +334,46 @@ class AnsweringClassified(CallEvent):
 
     kind: ClassVar[str] = "answering_classified"
     answered_by: str  # "human", "machine" or "unknown"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EarlyMediaScreened(CallEvent):
+    """A ringing leg's early audio (183) was classified, and the call released for it.
+
+    ``verdict`` is the screening class (``sit``, ``announcement``), ``sit`` its
+    SIT subtype if any, ``outcome`` what the call ends as (its CDR's outcome),
+    ``after_s`` the audio it took to decide.
+    """
+
+    kind: ClassVar[str] = "early_media_screened"
+    verdict: str
+    outcome: CallOutcome
+    after_s: float
+    sit: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PacingDecided(Event):
+    """One predictive pacing decision of a campaign, with every input it used.
+
+    Published at most once a second per campaign (and whenever calls are
+    launched), for metrics and boards; rates are shares of live answers.
+    """
+
+    kind: ClassVar[str] = "pacing_decided"
+    campaign: str
+    launch: int
+    mode: str  # "predictive", "progressive" (held back near the cap) or "idle"
+    limit: str  # what bounded the launch count
+    dial_level: float  # calls in flight per working agent
+    ready: int
+    working: int
+    ringing: int
+    waiting: int
+    answer_rate: float
+    expected_free: float
+    expected_answers: float
+    risk: float
+    occupancy: float
+    abandon_rate_today: float
+    abandon_rate_30d: float

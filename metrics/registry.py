@@ -41,6 +41,7 @@ from dialer.events import (
     Direction,
     Event,
     MediaTimeout,
+    PacingDecided,
     PhoneRegistered,
     PhoneUnregistered,
     RecordingClosed,
@@ -280,6 +281,8 @@ class FloorMetrics:
                     self.recordings_repaired.inc()
             case RecordingFailed():
                 self.recordings_failed.inc()
+            case PacingDecided():
+                self.set_dial_level(event.campaign, event.dial_level)
             case PhoneRegistered():
                 self.phone_registrations.inc()
             case PhoneUnregistered():

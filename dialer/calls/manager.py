@@ -217,6 +217,50 @@ class CallManager:
         await self._place_customer(call_id, customer, record, record_early_media)
         return call_id
 
+    async def dial_customer(
+        self,
+        customer: Dial,
+        *,
+        call_id: str | None = None,
+        record: bool = True,
+        record_early_media: bool = False,
+    ) -> str:
+        """Dial a customer for no agent yet (predictive): ``connect`` one once it answers."""
+        call_id = call_id or str(uuid.uuid4())
+        call = _Call(call_id, call_id, "", owns_agent_leg=False, record=record)
+        self._calls[call_id] = call
+        self._by_leg[call_id] = call
+        await self._place_customer(call_id, customer, record, record_early_media)
+        return call_id
+
+    def connect(self, call_id: str, agent_leg: str) -> None:
+        """Give a customer dialed for no agent an agent's persistent leg; bridged if answered."""
+        call = self._calls.get(call_id)
+        if call is None or call.ended:
+            raise ValueError(f"call {call_id} is not in progress")
+        if call.agent_leg:
+            raise ValueError(f"call {call_id} already has agent leg {call.agent_leg}")
+        leg = self.agent_legs.get(agent_leg)
+        if leg is None or not leg.answered:
+            raise ValueError(f"agent leg {agent_leg} is not connected")
+        if leg.call_id is not None:
+            raise ValueError(f"agent leg {agent_leg} is already in call {leg.call_id}")
+        call.agent_leg = agent_leg
+        leg.call_id = call_id
+        call.answered.add(Side.AGENT)
+        if Side.CUSTOMER in call.answered:
+            call.bridged = True
+            self.relay.connect(call_id, agent_leg, self._loop.time())
+
+    async def abandon(self, call_id: str, message: bytes, *, reason: str) -> bool:
+        """Play ``message`` to a customer no agent took, then end the call; True if heard whole."""
+        call = self._calls.get(call_id)
+        if call is None or call.ended or call.agent_leg:
+            raise ValueError(f"call {call_id} is not a customer waiting for an agent")
+        heard = await self.relay.play(call_id, message)
+        self.hangup(call_id, by=ClearedBy.SYSTEM, reason=reason)
+        return heard
+
     def disconnect_agent(self, agent_leg: str) -> None:
         """End a persistent connection (sign-out); a call in it ends too."""
         if agent_leg in self.endpoint.calls:

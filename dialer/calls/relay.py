@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialer.events import Event, MediaTimeout, RecordingClosed, RecordingFailed
-from dialer.media.bridge import Bridge, Side
+from dialer.media.bridge import PROMPT_FRAME_SAMPLES, Bridge, Side
 from dialer.media.stream import Address, MediaStream
 from dialer.recording.repair import RepairedRecording, RepairReport, repair_directory
 from dialer.recording.writer import RecordingFailure, RecordingResult, RecordingWriter
@@ -55,6 +55,8 @@ class RelayCounters:
     recordings_failed: int = 0
     idle_packets: int = 0
     rtcp_sent: int = 0
+    prompts_played: int = 0
+    prompts_cut: int = 0  # the call ended (or had no media yet) before the message did
     # RTP of closed legs, by side ("customer", "agent"): live legs add theirs when read.
     closed_received: dict[str, int] = field(default_factory=dict)
     closed_lost: dict[str, int] = field(default_factory=dict)
@@ -220,6 +222,31 @@ class MediaRelay:
         for leg in self._sides.pop(call_id, {}).values():
             if leg.bridge is bridge:
                 leg.bridge = None
+
+    def early_audio(self, call_id: str) -> bytes:
+        """The customer's early media (mono s16le) since the last ask; b"" if none or gone."""
+        bridge = self.bridges.get(call_id)
+        return bridge.take_early_audio() if bridge is not None else b""
+
+    async def play(self, call_id: str, pcm: bytes) -> bool:
+        """Play mono s16le 8 kHz audio to the call's customer in real time.
+
+        True once all of it went out; False if the call ended first. Paced on
+        absolute 20 ms deadlines, so a late wake-up does not stretch the message.
+        """
+        loop = asyncio.get_running_loop()
+        frame = PROMPT_FRAME_SAMPLES * 2
+        start = loop.time()
+        for index, offset in enumerate(range(0, len(pcm), frame)):
+            bridge = self.bridges.get(call_id)
+            chunk = pcm[offset : offset + frame].ljust(frame, b"\0")
+            if bridge is None or not bridge.prompt_packet(chunk, loop.time(), first=index == 0):
+                self.counters.prompts_cut += 1
+                return False
+            self._after(bridge)
+            await asyncio.sleep(max(0.0, start + (index + 1) * 0.02 - loop.time()))
+        self.counters.prompts_played += 1
+        return True
 
     def _open_recording(self, bridge: Bridge) -> None:
         start = bridge.recording_start

@@ -1,11 +1,22 @@
-"""A campaign's dialing: manual, preview and progressive modes over the call manager.
+"""A campaign's dialing: manual, preview, progressive and predictive modes over the call manager.
 
 - progressive: one customer call per READY agent, over the agent's persistent
   leg (the desk phone was called once at sign-in), bridged on answer;
 - preview: the agent is shown the next lead and accepts (it is dialed) or
   skips it (the skip is recorded and the lead stays for the next turn);
 - manual: the agent submits a number; it is normalised, checked against
-  do-not-call and dialed from the campaign.
+  do-not-call and dialed from the campaign;
+- predictive: the pacing controller (``dialer.dialing.pacing``) decides every
+  tick how many customers to dial for the READY agents; a customer who
+  answers is connected to the agent READY longest, at once; one still
+  without an agent ``connect_within_s`` after answering hears the campaign's
+  short message and is released (an abandoned call; the lead is locked out
+  for ``lockout``).
+
+With screening on, a ringing customer's early media (183 Session Progress)
+is classified (``dialer.media.screening``); an announcement or a special
+information tone releases the call at once with the outcome it means, so it
+never rings out and never reaches an agent.
 
 Preview and manual work over a per-call connection when the agent signed in
 without one (the desk phone rings with each call) and over the persistent
@@ -18,8 +29,8 @@ sign an agent in (call the desk phone once), dial for every READY agent,
 bridge on answer, give a ring at least ``ring_timeout_s`` (never under 15 s)
 before cancelling it as no answer, and recycle the lead by its outcome.
 
-Leads live in memory here; claiming them through the database (so that two
-nodes never dial one lead) comes with the storage layer.
+Leads are held in memory and claimed through the database (``LeadStore``)
+before each dial, so two nodes never dial one lead.
 """
 
 from __future__ import annotations
@@ -31,14 +42,16 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from dialer.agents.state import Agent, AgentInput, AgentPolicy, AgentState
 from dialer.calls.manager import CallManager, Dial
 from dialer.campaigns.hopper import AgentDayCounts, CampaignHours, Hopper, LeadCandidate, MixTarget
 from dialer.campaigns.recycling import Callback, Decision, LeadState, RetryRules, decide
 from dialer.campaigns.trunks import NoRoute, NoRouteReason, TrunkPool
+from dialer.dialing.pacing import FloorState, PacingController, PacingSettings
 from dialer.events import (
     AgentStateChanged,
     CallAnswered,
@@ -49,15 +62,22 @@ from dialer.events import (
     ClearedBy,
     Direction,
     DispositionSet,
+    EarlyMediaScreened,
     Event,
+    PacingDecided,
     PhoneUnregistered,
 )
 from dialer.leads.phone import CHINA, NumberingPlan, normalise
+from dialer.media.screening import EarlyMediaClassifier, outcome_for
 from dialer.store.leads import LeadStore
 
 log = logging.getLogger(__name__)
 
 RING_TIMEOUT = "ring_timeout"  # CallCleared.reason of a customer who never answered
+ABANDONED = "abandoned"  # CallCleared.reason of a live customer no agent was free for
+SCREENED = "screened"  # CallCleared.reason prefix of a call released by its early media
+PACING_EVENT_S = 1.0  # a campaign's PacingDecided at most this often (and on every launch)
+UNASSIGNED = ""  # the dial attempt's agent while a predictive customer waits for one
 MIN_RING_S = 15.0  # DESIGN.md: a ring is never given up before 15 s
 TICK_S = 0.1
 RECONCILE_S = 5.0  # how often each agent's state is checked against its real legs
@@ -68,6 +88,7 @@ class DialMode(StrEnum):
     MANUAL = "manual"
     PREVIEW = "preview"
     PROGRESSIVE = "progressive"
+    PREDICTIVE = "predictive"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +125,7 @@ class TrunkAddress:
 class _Attempt:
     call_id: str
     lead_id: str | None  # None: a manual dial of a number, not a lead
-    agent_id: str
+    agent_id: str | None  # None: predictive, not connected to an agent (yet)
     started: float
     trunk: str | None = None
     tried: frozenset[str] = frozenset()
@@ -113,6 +134,18 @@ class _Attempt:
     answered: bool = False
     bridged: bool = False
     rang_out: bool = False
+    predictive: bool = False
+    answered_at: float | None = None
+    bridged_at: float | None = None
+    abandoned: bool = False  # the message is playing, or played: never connect it now
+    screened: bool = False  # its early media has a verdict
+    screened_outcome: CallOutcome | None = None  # released for it, with this outcome
+
+
+@dataclass
+class _Screen:
+    classifier: EarlyMediaClassifier
+    fed_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +154,7 @@ class Dialed:
 
     lead_id: str | None
     call_id: str
-    agent_id: str
+    agent_id: str | None  # None: predictive (the agent is known when it is answered)
     at: datetime
     trunk: str | None = None
     number: str = ""
@@ -150,19 +183,51 @@ class CampaignRunner:
         store: LeadStore | None = None,
         node: str = "node-1",
         caller_id: str | None = None,
+        pacing: PacingSettings | None = None,
+        abandon_message: bytes = b"",
+        screen_early_media: bool = False,
     ) -> None:
         if ring_timeout_s < MIN_RING_S:
             raise ValueError(
                 f"campaign {campaign_id}: ring_timeout_s {ring_timeout_s} is under the "
                 f"{MIN_RING_S:g} s a customer is always given to answer"
             )
+        self.mode = DialMode(mode)
+        self.policy = policy or AgentPolicy(wrap_up_limit_s=0.0)
+        self.pacing: PacingController | None = None
+        if self.mode is DialMode.PREDICTIVE:
+            settings = pacing or PacingSettings()
+            problems = []
+            if not self.policy.persistent_connection:
+                problems.append(
+                    "predictive dialing connects customers to agents' persistent connections; "
+                    "the agent policy has none"
+                )
+            if ring_timeout_s < settings.min_ring_s:
+                problems.append(
+                    f"ring_timeout_s {ring_timeout_s:g} is under the pacing's min_ring_s "
+                    f"{settings.min_ring_s:g}"
+                )
+            if len(abandon_message) < 2 * 8000 // 2:  # under half a second of 8 kHz audio
+                problems.append(
+                    "a predictive campaign needs its abandon message (8 kHz mono 16-bit audio, "
+                    f"at least 0.5 s), got {len(abandon_message)} octets"
+                )
+            if problems:
+                raise ValueError(f"campaign {campaign_id}: " + "; ".join(problems))
+            self.pacing = PacingController(settings)
+        self.abandon_message = abandon_message
+        self.screen_early_media = screen_early_media
+        self._screens: dict[str, _Screen] = {}
+        self._pacing_published = -float("inf")
+        self.last_decision: PacingDecided | None = None
+        self.abandoned_calls: list[tuple[str, bool]] = []  # (call id, message heard whole)
         if (route is None) == (trunks is None):
             raise ValueError(f"campaign {campaign_id}: give either route or trunks, not both")
         missing = sorted(set(trunks.health()) - set(trunk_addresses or {})) if trunks else []
         if missing:
             raise ValueError(f"campaign {campaign_id}: no address for trunks {', '.join(missing)}")
         self.trunks = trunks
-        self.mode = DialMode(mode)
         self.plan = plan
         self.record = record
         self.record_early_media = record_early_media
@@ -182,7 +247,6 @@ class CampaignRunner:
         self.rules = rules
         self.route = route
         self.ring_timeout_s = ring_timeout_s
-        self.policy = policy or AgentPolicy(wrap_up_limit_s=0.0)
         self.mix = mix or MixTarget()
         self.wall_now = wall_now
         self.leads: dict[str, LeadCandidate] = {}
@@ -195,6 +259,7 @@ class CampaignRunner:
         self._pending_call: dict[str, str] = {}  # agent -> the call id it dispositions
         self.dispositions: list[tuple[str, str, str]] = []  # (lead id, agent id, code)
         self._dnc_added: set[str] = set()
+        self._predictive_counts = AgentDayCounts()  # the mix of a campaign dialing for no agent
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
         calls.subscribers.append(self.on_event)
@@ -284,11 +349,19 @@ class CampaignRunner:
                 next_reconcile = now + RECONCILE_S
                 self.reconcile(now)
             for attempt in list(self._attempts.values()):
-                if not attempt.answered and now - attempt.started >= self.ring_timeout_s:
+                if (
+                    not attempt.answered
+                    and not attempt.rang_out
+                    and now - attempt.started >= self.ring_timeout_s
+                ):
                     attempt.rang_out = True
                     self.calls.hangup(
                         attempt.call_id, by=ClearedBy.SYSTEM, reason=RING_TIMEOUT
                     )
+            if self.screen_early_media:
+                self._screen(now)
+            if self.pacing is not None:
+                self._connect_waiting(now)
             for floor in self.agents.values():
                 change = floor.agent.handle_timer(now, self._wall(now))
                 if change is not None:
@@ -300,6 +373,8 @@ class CampaignRunner:
                     and floor.leg is not None
                 ):
                     await self._dial_for(floor)
+            if self.pacing is not None:
+                await self._pace(self.pacing, now)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_S)
 
@@ -402,11 +477,11 @@ class CampaignRunner:
         await self._place(floor, attempt, dial, number=number)
         return attempt.call_id
 
-    async def _claim(self, lead: LeadCandidate, floor: FloorAgent) -> bool:
+    async def _claim(self, lead: LeadCandidate, floor: FloorAgent | None) -> bool:
         """Take the lead in the database, so no other dialer (or node) dials it too."""
         if self.store is None:
             return True
-        claimer = f"{self.node}/{floor.agent.agent_id}"
+        claimer = f"{self.node}/{floor.agent.agent_id if floor is not None else self.campaign_id}"
         if await self.store.claim(lead.lead_id, claimer, self.wall_now()):
             return True
         self.leads.pop(lead.lead_id, None)  # taken elsewhere, or on do-not-call
@@ -518,15 +593,16 @@ class CampaignRunner:
             raise ValueError(f"agent {agent_id} is {floor.agent.state.value}, not ready")
         return floor
 
-    def _pick(self, floor: FloorAgent) -> LeadCandidate | None:
+    def _pick(self, floor: FloorAgent | None) -> LeadCandidate | None:
+        """The next lead for ``floor``'s agent, or (None) for whichever agent will take it."""
         while True:
             picked = Hopper.pick(
                 self.leads.values(),
                 self.wall_now(),
-                agent_id=floor.agent.agent_id,
+                agent_id=floor.agent.agent_id if floor is not None else UNASSIGNED,
                 windows={self.campaign_id: self.hours},
                 mix=self.mix,
-                agent_counts=floor.counts,
+                agent_counts=floor.counts if floor is not None else self._predictive_counts,
                 limit=1,
             )
             if not picked:
@@ -537,11 +613,16 @@ class CampaignRunner:
             # Checked at dial time: the number may have been added since the import.
             self.leads[lead.lead_id] = dataclasses.replace(lead, state=LeadState.DNC)
 
-    def _count(self, floor: FloorAgent, lead: LeadCandidate) -> None:
+    def _count(self, floor: FloorAgent | None, lead: LeadCandidate) -> None:
+        counts = floor.counts if floor is not None else self._predictive_counts
         if lead.is_follow_up:
-            floor.counts = dataclasses.replace(floor.counts, follow_up=floor.counts.follow_up + 1)
+            counts = dataclasses.replace(counts, follow_up=counts.follow_up + 1)
         else:
-            floor.counts = dataclasses.replace(floor.counts, new=floor.counts.new + 1)
+            counts = dataclasses.replace(counts, new=counts.new + 1)
+        if floor is not None:
+            floor.counts = counts
+        else:
+            self._predictive_counts = counts
 
     # -- progressive -----------------------------------------------------------
 
@@ -589,7 +670,7 @@ class CampaignRunner:
         )
 
     async def _place(
-        self, floor: FloorAgent, attempt: _Attempt, dial: Dial, *, number: str = ""
+        self, floor: FloorAgent | None, attempt: _Attempt, dial: Dial, *, number: str = ""
     ) -> None:
         self._attempts[attempt.call_id] = attempt
         now = self._loop.time()
@@ -618,7 +699,7 @@ class CampaignRunner:
                     attempt.call_id,
                     lead_id=attempt.lead_id,
                     campaign_id=self.campaign_id,
-                    agent_id=attempt.agent_id,
+                    agent_id=attempt.agent_id or UNASSIGNED,
                     number=number or attempt.number,
                     trunk=attempt.trunk,
                     started_at=started,
@@ -635,7 +716,14 @@ class CampaignRunner:
             )
         )
         try:
-            if floor.leg is not None:
+            if floor is None:
+                await self.calls.dial_customer(
+                    dial,
+                    call_id=attempt.call_id,
+                    record=self.record,
+                    record_early_media=self.record_early_media,
+                )
+            elif floor.leg is not None:
                 await self.calls.call_for_agent(
                     floor.leg,
                     dial,
@@ -655,6 +743,220 @@ class CampaignRunner:
         except Exception:
             log.exception("dialing lead %s failed", attempt.lead_id)
             self._finish(attempt, CallOutcome.TRUNK_FAILURE, None)
+
+    # -- predictive ------------------------------------------------------------
+
+    def _today(self) -> date:
+        """The campaign's local day: which day's abandon tally a call counts in."""
+        return self.wall_now().astimezone(ZoneInfo(self.hours.timezone)).date()
+
+    def _free_agents(self) -> list[FloorAgent]:
+        """READY agents whose persistent leg is up and empty, READY longest first."""
+        free = []
+        for floor in self.agents.values():
+            leg = self.calls.agent_legs.get(floor.leg) if floor.leg is not None else None
+            if (
+                floor.agent.state is AgentState.READY
+                and leg is not None
+                and leg.answered
+                and leg.call_id is None
+            ):
+                free.append(floor)
+        return sorted(free, key=lambda f: f.agent.since or 0.0)
+
+    def floor_state(self, now: float) -> FloorState:
+        """What the pacing controller is told about this campaign's floor at ``now``."""
+        talking: list[float] = []
+        wrap_up: list[float] = []
+        for floor in self.agents.values():
+            since = floor.agent.since if floor.agent.since is not None else now
+            if floor.agent.state in (AgentState.TALKING, AgentState.RESERVED):
+                talking.append(min(since, now))
+            elif floor.agent.state is AgentState.WRAP_UP:
+                wrap_up.append(min(since, now))
+        predictive = [a for a in self._attempts.values() if a.predictive and a.agent_id is None]
+        return FloorState(
+            day=self._today(),
+            ready=len(self._free_agents()),
+            talking=tuple(talking),
+            wrap_up=tuple(wrap_up),
+            ringing=tuple(min(a.started, now) for a in predictive if not a.answered),
+            waiting=sum(1 for a in predictive if a.answered and not a.abandoned),
+        )
+
+    async def _pace(self, pacing: PacingController, now: float) -> None:
+        decision = pacing.decide(self.floor_state(now), now)
+        if decision.launch or now - self._pacing_published >= PACING_EVENT_S:
+            self._pacing_published = now
+            event = PacingDecided(
+                at_ms=self._wall(now),
+                mono=now,
+                campaign=self.campaign_id,
+                launch=decision.launch,
+                mode=decision.mode.value,
+                limit=decision.limit.value,
+                dial_level=decision.dial_level,
+                ready=decision.ready,
+                working=decision.working,
+                ringing=decision.ringing,
+                waiting=decision.waiting,
+                answer_rate=decision.answer_rate,
+                expected_free=decision.expected_free,
+                expected_answers=decision.expected_answers,
+                risk=decision.risk,
+                occupancy=decision.occupancy,
+                abandon_rate_today=decision.abandon_rate_today,
+                abandon_rate_30d=decision.abandon_rate_30d,
+            )
+            self.last_decision = event
+            self.calls.publish(event)
+        for _ in range(decision.launch):
+            if not await self._launch():
+                break
+
+    async def _launch(self) -> bool:
+        """Dial the next lead for whichever agent is free when it answers; False if none."""
+        lead = self._pick(None)
+        if lead is None:
+            return False
+        if not await self._claim(lead, None):
+            return True  # taken by another node: the next lead may not be
+        attempt = _Attempt("", lead.lead_id, None, self._loop.time(), predictive=True)
+        dial = self._route(attempt, lead)
+        if dial is None:
+            self.leads[lead.lead_id] = self.leads.get(lead.lead_id, lead)
+            if self.store is not None:
+                store = self.store
+                self._persist(lambda: store.release(lead.lead_id))
+            return False  # no trunk now: the rest of this decision waits for the next tick
+        self.leads[lead.lead_id] = dataclasses.replace(
+            lead, state=LeadState.IN_PROGRESS, callback=None
+        )
+        self._count(None, lead)
+        await self._place(None, attempt, dial)
+        return True
+
+    def _connect_waiting(self, now: float) -> None:
+        """Connect answered customers to free agents, oldest answer first; abandon the late."""
+        waiting = sorted(
+            (
+                a
+                for a in self._attempts.values()
+                if a.predictive and a.answered and a.agent_id is None and not a.abandoned
+            ),
+            key=lambda a: a.answered_at or 0.0,
+        )
+        if not waiting:
+            return
+        free = self._free_agents()
+        pacing = self.pacing
+        assert pacing is not None
+        connect_within = pacing.settings.connect_within_s
+        for attempt in waiting:
+            answered_at = attempt.answered_at if attempt.answered_at is not None else now
+            if free:
+                floor = free.pop(0)
+                assert floor.leg is not None
+                attempt.agent_id = floor.agent.agent_id
+                attempt.reservation = attempt.call_id
+                self._apply(floor, AgentInput.RESERVE, call_id=attempt.call_id)
+                self.calls.connect(attempt.call_id, floor.leg)
+                pacing.on_outcome(
+                    now, self._today(), answered_live=True, ring_s=answered_at - attempt.started
+                )
+            elif now - answered_at >= connect_within:
+                self._abandon(attempt, now, answered_at)
+
+    def _abandon(self, attempt: _Attempt, now: float, answered_at: float) -> None:
+        attempt.abandoned = True
+        pacing = self.pacing
+        assert pacing is not None
+        pacing.on_outcome(
+            now,
+            self._today(),
+            answered_live=True,
+            abandoned=True,
+            ring_s=answered_at - attempt.started,
+        )
+        reason = f"{ABANDONED}: no agent free within {pacing.settings.connect_within_s:g} s"
+
+        async def play() -> None:
+            try:
+                heard = await self.calls.abandon(
+                    attempt.call_id, self.abandon_message, reason=reason
+                )
+            except ValueError:
+                heard = False  # the customer hung up as we started
+            self.abandoned_calls.append((attempt.call_id, heard))
+
+        task = self._loop.create_task(play(), name=f"abandon-{attempt.call_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _locked_out(self, lead: LeadCandidate) -> Decision:
+        """An abandoned lead counts the attempt and is not rung again before the lockout."""
+        pacing = self.pacing
+        assert pacing is not None
+        attempts = lead.attempts + 1
+        if attempts >= self.rules.max_attempts:
+            return Decision(LeadState.EXHAUSTED, None, attempts, "abandoned on the last attempt")
+        return Decision(
+            LeadState.QUEUED,
+            self.wall_now() + pacing.settings.lockout,
+            attempts,
+            f"abandoned: locked out for {pacing.settings.lockout_minutes:g} min",
+        )
+
+    def _paced_end(self, attempt: _Attempt) -> None:
+        """Feed a predictive call's end to the controller: an unanswered ring, or talk time."""
+        pacing = self.pacing
+        if pacing is None:
+            return
+        now = self._loop.time()
+        if not attempt.answered:
+            pacing.on_outcome(
+                now, self._today(), answered_live=False, ring_s=max(0.0, now - attempt.started)
+            )
+        elif attempt.bridged_at is not None:
+            pacing.on_talk_ended(max(0.0, now - attempt.bridged_at))
+
+    # -- early-media screening ----------------------------------------------------
+
+    def _screen(self, now: float) -> None:
+        """Classify ringing calls' early audio; release the ones it says will never answer."""
+        for attempt in list(self._attempts.values()):
+            if attempt.answered or attempt.screened or attempt.rang_out:
+                continue
+            audio = self.calls.relay.early_audio(attempt.call_id)
+            if not audio:
+                continue
+            screen = self._screens.get(attempt.call_id)
+            if screen is None:
+                screen = self._screens[attempt.call_id] = _Screen(EarlyMediaClassifier())
+            # The capture keeps no arrival times: the audio is taken as one contiguous run.
+            verdict = screen.classifier.feed(audio, screen.fed_s)
+            screen.fed_s += len(audio) / 2 / 8000
+            if verdict is None:
+                continue
+            attempt.screened = True
+            outcome = outcome_for(verdict)
+            if outcome is None:
+                continue  # ringback, silence or unknown: the call rings on
+            self.calls.publish(
+                EarlyMediaScreened(
+                    call_id=attempt.call_id,
+                    at_ms=self._wall(now),
+                    mono=now,
+                    verdict=verdict.kind.value,
+                    outcome=outcome,
+                    after_s=verdict.decided_after_s,
+                    sit=verdict.sit.value if verdict.sit is not None else None,
+                )
+            )
+            attempt.screened_outcome = outcome
+            self.calls.hangup(
+                attempt.call_id, by=ClearedBy.SYSTEM, reason=f"{SCREENED}: {verdict.kind.value}"
+            )
 
     # -- what happened ---------------------------------------------------
 
@@ -681,13 +983,21 @@ class CampaignRunner:
             return
         if isinstance(event, CallAnswered):
             attempt.answered = True
+            attempt.answered_at = event.mono
+            self._screens.pop(attempt.call_id, None)
+            if attempt.predictive:
+                self._connect_waiting(event.mono)  # at once: every millisecond is felt
         elif isinstance(event, CallBridged):
             attempt.bridged = True
-            self._apply(
-                self.agents[attempt.agent_id], AgentInput.BRIDGED, call_id=attempt.reservation
-            )
+            attempt.bridged_at = event.mono
+            if attempt.agent_id is not None:
+                self._apply(
+                    self.agents[attempt.agent_id], AgentInput.BRIDGED, call_id=attempt.reservation
+                )
         else:
-            outcome = CallOutcome.NO_ANSWER if attempt.rang_out else event.outcome
+            outcome = attempt.screened_outcome or (
+                CallOutcome.NO_ANSWER if attempt.rang_out else event.outcome
+            )
             self._finish(attempt, outcome, event.status, event.q850_cause)
 
     def _finish(
@@ -698,6 +1008,9 @@ class CampaignRunner:
         cause: int | None = None,
     ) -> None:
         self._attempts.pop(attempt.call_id, None)
+        self._screens.pop(attempt.call_id, None)
+        if attempt.predictive:
+            self._paced_end(attempt)
         store = self.store
         if store is not None:
             ended = self.wall_now()
@@ -709,6 +1022,7 @@ class CampaignRunner:
                     sip_status=status,
                     q850_cause=cause,
                     bridged=attempt.bridged,
+                    agent_id=attempt.agent_id if attempt.predictive else None,
                 )
             )
         lead = self.leads.get(attempt.lead_id) if attempt.lead_id is not None else None
@@ -717,6 +1031,15 @@ class CampaignRunner:
             self.trunks.on_result(attempt.trunk, status, self._loop.time())
             if outcome is CallOutcome.TRUNK_FAILURE and self._fail_over(attempt):
                 return
+        if attempt.abandoned and lead is not None:
+            self._record_decision(lead, self._locked_out(lead))
+            return
+        if attempt.agent_id is None:  # predictive, never connected
+            if lead is not None:
+                self._record_decision(
+                    lead, decide(outcome, lead.attempts, self.wall_now(), self.rules)
+                )
+            return
         floor = self.agents[attempt.agent_id]
         awaits_disposition = (
             lead is not None
@@ -736,8 +1059,10 @@ class CampaignRunner:
 
     def _fail_over(self, attempt: _Attempt) -> bool:
         """Try the same number on the next trunk at once; the agent stays reserved for it."""
-        floor = self.agents[attempt.agent_id]
-        if floor.agent.state is not AgentState.RESERVED:
+        floor = self.agents[attempt.agent_id] if attempt.agent_id is not None else None
+        if floor is not None and floor.agent.state is not AgentState.RESERVED:
+            return False
+        if floor is None and not attempt.predictive:
             return False
         lead = self.leads.get(attempt.lead_id or "") or self._number_only(attempt.number)
         retry = _Attempt(
@@ -747,6 +1072,7 @@ class CampaignRunner:
             self._loop.time(),
             tried=attempt.tried,
             reservation=attempt.reservation,
+            predictive=attempt.predictive,
         )
         dial = self._route(retry, lead)
         if dial is None:

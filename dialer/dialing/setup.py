@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from dialer.agents.state import AgentPolicy, PauseReason
 from dialer.calls.manager import CallManager
@@ -10,7 +11,13 @@ from dialer.campaigns.hopper import CampaignHours
 from dialer.campaigns.recycling import RetryRules
 from dialer.campaigns.trunks import TrunkPool, TrunkSpec
 from dialer.config import CampaignConfig, Config
+from dialer.dialing.pacing import PacingSettings
 from dialer.dialing.runner import CampaignRunner, DialMode, TrunkAddress
+from dialer.media.wav import read_prompt
+
+# What an abandoned customer hears (Mandarin, about 3.4 s): "sorry, our agents are busy,
+# we will call you back shortly".
+DEFAULT_ABANDON_MESSAGE = Path(__file__).resolve().parents[2] / "deploy/prompts/abandon-zh-CN.wav"
 
 
 def trunk_pool(config: Config, names: tuple[str, ...] | None = None) -> TrunkPool:
@@ -50,18 +57,33 @@ def agent_policy(config: Config, *, persistent_connection: bool) -> AgentPolicy:
     )
 
 
-# Predictive pacing is its own issue; until it lands such a campaign runs progressive.
 _MODES = {
     "manual": DialMode.MANUAL,
     "preview": DialMode.PREVIEW,
     "progressive": DialMode.PROGRESSIVE,
-    "predictive": DialMode.PROGRESSIVE,
+    "predictive": DialMode.PREDICTIVE,
 }
+
+
+def pacing_settings(campaign: CampaignConfig) -> PacingSettings:
+    return PacingSettings(
+        abandon_cap=campaign.abandon_cap,
+        max_dial_level=campaign.max_dial_level,
+        connect_within_s=campaign.connect_within_s,
+        lockout_minutes=campaign.abandon_lockout_minutes,
+    )
+
+
+def abandon_message(campaign: CampaignConfig) -> bytes:
+    return read_prompt(
+        Path(campaign.abandon_message) if campaign.abandon_message else DEFAULT_ABANDON_MESSAGE
+    )
 
 
 def campaign_runner(calls: CallManager, config: Config, campaign: CampaignConfig) -> CampaignRunner:
     """A runner for one configured campaign over its own trunks."""
     mode = _MODES[campaign.mode]
+    predictive = mode is DialMode.PREDICTIVE
     return CampaignRunner(
         calls,
         campaign_id=campaign.id,
@@ -79,5 +101,10 @@ def campaign_runner(calls: CallManager, config: Config, campaign: CampaignConfig
         caller_id=campaign.caller_id,
         record_early_media=campaign.record_early_media,
         # Manual and preview ring the desk phone per call; the others keep it connected.
-        policy=agent_policy(config, persistent_connection=mode is DialMode.PROGRESSIVE),
+        policy=agent_policy(
+            config, persistent_connection=mode in (DialMode.PROGRESSIVE, DialMode.PREDICTIVE)
+        ),
+        screen_early_media=campaign.screen_early_media,
+        pacing=pacing_settings(campaign) if predictive else None,
+        abandon_message=abandon_message(campaign) if predictive else b"",
     )

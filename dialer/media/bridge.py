@@ -22,7 +22,7 @@ from enum import StrEnum
 from dialer.events import CallBridged, DtmfReceived, Event, MediaTimeout
 from dialer.media.dtmf import DtmfDigit, DtmfReceiver
 from dialer.media.errors import RemoteMediaError
-from dialer.media.g711 import alaw_to_ulaw, ulaw_to_alaw
+from dialer.media.g711 import alaw_encode, alaw_to_ulaw, ulaw_encode, ulaw_to_alaw
 from dialer.media.mixer import Channel, RecordingMixer
 from dialer.media.rtcp import (
     ReceiverReport,
@@ -49,6 +49,9 @@ def _ntp(wall_ms: int) -> int:
 
 
 _SAMPLE_RATE = 8000
+
+_ENCODERS: dict[str, Callable[[bytes], bytes]] = {"PCMU": ulaw_encode, "PCMA": alaw_encode}
+PROMPT_FRAME_SAMPLES = 160  # 20 ms at 8 kHz: the ptime every G.711 peer takes
 
 _TRANSCODERS: dict[tuple[str, str], Callable[[bytes], bytes]] = {
     ("PCMU", "PCMA"): ulaw_to_alaw,
@@ -267,6 +270,37 @@ class Bridge:
         self._out.append((other, header + payload, destination))
         relay.octets += len(payload)
         self.relayed += 1
+
+    def prompt_packet(self, pcm: bytes, now: float, *, first: bool) -> bool:
+        """Queue one 20 ms frame of our own audio (mono s16le) for the customer.
+
+        For a message played to a customer no agent took (an abandoned
+        predictive call): it goes out under our customer-direction SSRC, so a
+        later bridge continues the same stream. False if the customer leg has
+        no negotiated media to send to yet.
+        """
+        target = self.streams[Side.CUSTOMER]
+        media, destination = target.media, target.destination
+        if media is None or destination is None or self.ended:
+            return False
+        payload = _ENCODERS[media.codec](pcm)
+        relay = self._relays[Side.CUSTOMER]
+        if relay.source is None:
+            relay.source = -1  # ours: a bridged source after it is a change of source
+        relay.last_seq = (relay.last_seq + 1) & 0xFFFF
+        relay.last_ts = (relay.last_ts + len(pcm) // 2) & 0xFFFFFFFF
+        relay.last_arrival = now
+        relay.sent += 1
+        header = _HEADER.pack(
+            0x80,
+            (0x80 if first else 0) | media.payload_type,
+            relay.last_seq,
+            relay.last_ts,
+            relay.ssrc,
+        )
+        self._out.append((Side.CUSTOMER, header + payload, destination))
+        relay.octets += len(payload)
+        return True
 
     # -- output --------------------------------------------------------
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 from dialer.media.errors import MediaError
 
@@ -196,3 +197,22 @@ def corrected_sizes(header: WavHeader, file_length: int) -> WavSizes:
     return WavSizes(
         riff_size=riff_size, data_size=data_size, file_length=header.data_offset + data_size + pad
     )
+
+
+def read_prompt(path: Path) -> bytes:
+    """The audio of a prompt file: 8 kHz mono 16-bit PCM WAV, as s16le samples.
+
+    Prompts are played as they are (no resampling on the call path), so any
+    other format is refused with what it is.
+    """
+    data = path.read_bytes()
+    header = parse_header(data)
+    wanted = (1, 8000, 16)
+    got = (header.channels, header.sample_rate, header.bits_per_sample)
+    if got != wanted:
+        raise WavError(
+            f"{path}: a prompt must be 8 kHz mono 16-bit PCM, got {got[1]} Hz, "
+            f"{got[0]} channel(s), {got[2]} bits"
+        )
+    audio = data[header.data_offset : header.data_offset + header.data_size]
+    return audio[: len(audio) - len(audio) % 2]

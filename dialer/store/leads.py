@@ -462,8 +462,11 @@ class LeadStore:
         sip_status: int | None,
         q850_cause: int | None,
         bridged: bool,
+        agent_id: str | None = None,
     ) -> None:
+        """Close an attempt; ``agent_id`` names the agent a predictive call was connected to."""
         at = require_utc_instant(ended_at, "ended_at")
+        connected = {"agent_id": agent_id} if agent_id is not None else {}
         statement = (
             update(DialAttempt)
             .where(
@@ -477,6 +480,7 @@ class LeadStore:
                 sip_status=sip_status,
                 q850_cause=q850_cause,
                 bridged=bridged,
+                **connected,
             )
             .execution_options(synchronize_session=False)
         )

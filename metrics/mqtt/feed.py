@@ -37,7 +37,7 @@ from typing import Any, Protocol, Self
 
 import aiomqtt
 
-from dialer.events import AgentStateChanged, CallEvent, Event
+from dialer.events import AgentStateChanged, CallEvent, Event, PacingDecided
 from metrics.errors import MetricsError
 from metrics.mqtt.commands import (
     COMMAND_SCHEMA,
@@ -202,6 +202,9 @@ class MqttFeed:
                 message = Outgoing(self.topics.agent_state(event.agent), _utf8(event), True)
             elif isinstance(event, CallEvent):
                 message = Outgoing(self.topics.call_events(event.call_id), _utf8(event), False)
+            elif isinstance(event, PacingDecided):
+                # Retained: a board that connects sees the campaign's latest pacing at once.
+                message = Outgoing(self.topics.campaign_pacing(event.campaign), _utf8(event), True)
             else:
                 return False
         except (MetricsError, TypeError, ValueError) as exc:

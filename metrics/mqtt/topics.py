@@ -95,6 +95,9 @@ class TopicTree:
     def campaign_stats(self, campaign: str) -> str:
         return f"{self.prefix}/campaigns/{check_segment('campaign', campaign)}/stats"
 
+    def campaign_pacing(self, campaign: str) -> str:
+        return f"{self.prefix}/campaigns/{check_segment('campaign', campaign)}/pacing"
+
     def agent_commands(self, agent: str) -> str:
         return f"{self.prefix}/{_AGENTS}/{check_segment('agent', agent)}/{_COMMANDS}"
 
