@@ -715,6 +715,8 @@ class CampaignRunner:
                 number or attempt.number,
             )
         )
+        # The ring is timed from the INVITE, not from the decision to dial.
+        attempt.started = self._loop.time()
         try:
             if floor is None:
                 await self.calls.dial_customer(

@@ -3,6 +3,9 @@
 Each node is a whole service of its own (its own SIP port, call manager and
 campaign runner, its agent pinned to it); the only thing they share is the
 database, through which leads are claimed (``FOR UPDATE SKIP LOCKED``).
+Predictive nodes claim a lead before they know which agent will take the
+call; with no abandon history yet, their pacing dials one call per ready
+agent, so every customer is connected and every lead ends done.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from dialer.app import running_service
 from dialer.calls.manager import Dial
 from dialer.campaigns.hopper import CampaignHours
 from dialer.campaigns.recycling import LeadState, RetryRules
-from dialer.dialing.runner import CampaignRunner
+from dialer.dialing.runner import CampaignRunner, DialMode
+from dialer.dialing.setup import DEFAULT_ABANDON_MESSAGE
 from dialer.leads.csv_import import import_leads
+from dialer.media.wav import read_prompt
 from dialer.store.database import Database
 from dialer.store.leads import LeadStore
 
@@ -41,8 +46,9 @@ def lead_list() -> bytes:
     return ("\ufeff" + "\r\n".join(rows) + "\r\n").encode("utf-8")
 
 
+@pytest.mark.parametrize("mode", [DialMode.PROGRESSIVE, DialMode.PREDICTIVE])
 async def test_two_nodes_sharing_postgresql_never_dial_a_lead_twice(
-    tmp_path: Path, sipp_factory: Callable[..., Sipp]
+    tmp_path: Path, sipp_factory: Callable[..., Sipp], mode: DialMode
 ) -> None:
     customers = sipp_factory(
         "uas_answer_hangup.xml",
@@ -68,7 +74,7 @@ async def test_two_nodes_sharing_postgresql_never_dial_a_lead_twice(
             await setup.upgrade()
             store = LeadStore(setup)
             now = datetime.now(UTC)
-            await store.create_campaign("c1", "Shared list", "progressive", "UTC", now=now)
+            await store.create_campaign("c1", "Shared list", mode.value, "UTC", now=now)
             assert await store.import_report("c1", import_leads(lead_list()), now=now) == LEADS
 
         async def node(name: str, desk: Sipp) -> CampaignRunner:
@@ -92,6 +98,8 @@ async def test_two_nodes_sharing_postgresql_never_dial_a_lead_twice(
                     store=LeadStore(database),
                     node=name,
                     policy=AgentPolicy(wrap_up_limit_s=0.0),
+                    mode=mode,
+                    abandon_message=read_prompt(DEFAULT_ABANDON_MESSAGE),
                 )
                 assert await runner.load() == LEADS  # both nodes see the whole list
                 stop = asyncio.Event()
