@@ -398,7 +398,7 @@ def _record(
         call_id=facts.call_id,
         campaign=assigned.campaign if assigned is not None else None,
         lead_id=assigned.lead_id if assigned is not None else None,
-        agent=assigned.agent if assigned is not None else agent,
+        agent=(assigned.agent if assigned is not None else None) or agent,
         direction=assigned.direction.value if assigned is not None else direction,
         mode=assigned.mode if assigned is not None else None,
         number=number,

@@ -28,6 +28,7 @@ from typing import Any
 
 from cdr.effective import DEFAULT_RULE, EffectiveRule, RuleError
 from dialer.campaigns.windows import CallingWindows, CampaignError, zone
+from dialer.dialing.pacing import MIN_ABANDON_MESSAGE_S
 from dialer.media.wav import WavError, read_prompt
 
 ENV_PREFIX = "DIALER_"
@@ -961,11 +962,18 @@ def _predictive_problems(config: Config, key: str, campaign: CampaignConfig) -> 
         )
     if campaign.abandon_message:
         try:
-            read_prompt(Path(campaign.abandon_message))
+            message = read_prompt(Path(campaign.abandon_message))
         except OSError as exc:
             problems.append(f"{key}.abandon_message: cannot read {campaign.abandon_message}: {exc}")
         except WavError as exc:
             problems.append(f"{key}.abandon_message: {exc}")
+        else:
+            seconds = len(message) / 2 / 8000
+            if campaign.mode == "predictive" and seconds < MIN_ABANDON_MESSAGE_S:
+                problems.append(
+                    f"{key}.abandon_message: {campaign.abandon_message} lasts {seconds:.2f} s; "
+                    f"an abandoned customer needs at least {MIN_ABANDON_MESSAGE_S:g} s"
+                )
     if campaign.mode == "predictive":
         by_id = {agent.id: agent for agent in config.agents}
         per_call = [

@@ -51,6 +51,7 @@ from cdr.record import AnsweredBy, CallRecord
 
 ROLLING_DAYS = 30  # the regulator's window: today and the 29 days before it
 MIN_RING_S = 15.0  # DESIGN.md: a ringing customer is never given up before 15 s
+MIN_ABANDON_MESSAGE_S = 0.5  # a shorter message to an abandoned customer says nothing
 _EPSILON_S = 1e-6
 _PRIOR_SAMPLES = 5.0  # weight of the prior each learned distribution starts from
 
@@ -533,28 +534,14 @@ class PacingController:
 
         A record's day is the local day (in the campaign's ``zone``) of its
         answer, or of its creation if it was not answered."""
-        attempts = live = 0
+        seeding = self.seeding(zone)
         for record in records:
-            attempts += 1
-            is_live = record.abandoned or (
-                record.answered_at_ms is not None and record.answered_by is not AnsweredBy.MACHINE
-            )
-            if is_live:
-                live += 1
-                at_ms = record.answered_at_ms or record.created_at_ms
-                day = datetime.fromtimestamp(at_ms / 1000, zone).date()
-                self.tally.add(day, abandoned=record.abandoned)
-            if record.bridged_at_ms is not None and record.talk_ms > 0:
-                self._talk.add(record.talk_ms / 1000)
-            if record.wrap_up_ms is not None:
-                self._wrap.add(record.wrap_up_ms / 1000)
-            if record.ring_ms > 0:
-                (self._rings.answered if is_live else self._rings.failed).add(record.ring_ms / 1000)
-        if attempts:
-            self._answers.seed(live / attempts, attempts)
-        self._tables_at = -math.inf
-        self._rings.invalidate()
-        return attempts
+            seeding.add(record)
+        return seeding.finish()
+
+    def seeding(self, zone: tzinfo = UTC) -> PacingSeed:
+        """``seed_from`` one record at a time, for records streamed from a database."""
+        return PacingSeed(self, zone)
 
     # -- the estimates, for boards and tests --------------------------------
 
@@ -733,3 +720,40 @@ class PacingController:
             else:
                 low = mid
         return low
+
+
+class PacingSeed:
+    """Past CDRs fed to a controller one by one; ``finish`` sets the answer rate they give."""
+
+    def __init__(self, controller: PacingController, zone: tzinfo) -> None:
+        self._controller = controller
+        self._zone = zone
+        self.attempts = 0
+        self.live = 0
+
+    def add(self, record: CallRecord) -> None:
+        c = self._controller
+        self.attempts += 1
+        is_live = record.abandoned or (
+            record.answered_at_ms is not None and record.answered_by is not AnsweredBy.MACHINE
+        )
+        if is_live:
+            self.live += 1
+            at_ms = record.answered_at_ms or record.created_at_ms
+            day = datetime.fromtimestamp(at_ms / 1000, self._zone).date()
+            c.tally.add(day, abandoned=record.abandoned)
+        if record.bridged_at_ms is not None and record.talk_ms > 0:
+            c._talk.add(record.talk_ms / 1000)
+        if record.wrap_up_ms is not None:
+            c._wrap.add(record.wrap_up_ms / 1000)
+        if record.ring_ms > 0:
+            (c._rings.answered if is_live else c._rings.failed).add(record.ring_ms / 1000)
+
+    def finish(self) -> int:
+        """How many records were read; the learned tables are rebuilt on the next decision."""
+        c = self._controller
+        if self.attempts:
+            c._answers.seed(self.live / self.attempts, self.attempts)
+        c._tables_at = -math.inf
+        c._rings.invalidate()
+        return self.attempts

@@ -51,7 +51,12 @@ from dialer.calls.manager import CallManager, Dial
 from dialer.campaigns.hopper import AgentDayCounts, CampaignHours, Hopper, LeadCandidate, MixTarget
 from dialer.campaigns.recycling import Callback, Decision, LeadState, RetryRules, decide
 from dialer.campaigns.trunks import NoRoute, NoRouteReason, TrunkPool
-from dialer.dialing.pacing import FloorState, PacingController, PacingSettings
+from dialer.dialing.pacing import (
+    MIN_ABANDON_MESSAGE_S,
+    FloorState,
+    PacingController,
+    PacingSettings,
+)
 from dialer.events import (
     AgentStateChanged,
     CallAnswered,
@@ -208,10 +213,10 @@ class CampaignRunner:
                     f"ring_timeout_s {ring_timeout_s:g} is under the pacing's min_ring_s "
                     f"{settings.min_ring_s:g}"
                 )
-            if len(abandon_message) < 2 * 8000 // 2:  # under half a second of 8 kHz audio
+            if len(abandon_message) < MIN_ABANDON_MESSAGE_S * 2 * 8000:
                 problems.append(
                     "a predictive campaign needs its abandon message (8 kHz mono 16-bit audio, "
-                    f"at least 0.5 s), got {len(abandon_message)} octets"
+                    f"at least {MIN_ABANDON_MESSAGE_S:g} s), got {len(abandon_message)} octets"
                 )
             if problems:
                 raise ValueError(f"campaign {campaign_id}: " + "; ".join(problems))
@@ -921,6 +926,17 @@ class CampaignRunner:
             )
         elif attempt.bridged_at is not None:
             pacing.on_talk_ended(max(0.0, now - attempt.bridged_at))
+        elif attempt.agent_id is None and not attempt.abandoned:
+            # Hung up while waiting for an agent: dropped all the same, and locked out.
+            attempt.abandoned = True
+            answered_at = attempt.answered_at if attempt.answered_at is not None else now
+            pacing.on_outcome(
+                now,
+                self._today(),
+                answered_live=True,
+                abandoned=True,
+                ring_s=max(0.0, answered_at - attempt.started),
+            )
 
     # -- early-media screening ----------------------------------------------------
 
@@ -997,9 +1013,12 @@ class CampaignRunner:
                     self.agents[attempt.agent_id], AgentInput.BRIDGED, call_id=attempt.reservation
                 )
         else:
-            outcome = attempt.screened_outcome or (
-                CallOutcome.NO_ANSWER if attempt.rang_out else event.outcome
-            )
+            if attempt.screened_outcome is not None and event.outcome is CallOutcome.CANCELLED:
+                outcome = attempt.screened_outcome  # our cancel, for what the early media said
+            elif attempt.rang_out:
+                outcome = CallOutcome.NO_ANSWER
+            else:
+                outcome = event.outcome  # the network's own answer crossed our cancel
             self._finish(attempt, outcome, event.status, event.q850_cause)
 
     def _finish(

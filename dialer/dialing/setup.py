@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from cdr.store import CdrStore
 from dialer.agents.state import AgentPolicy, PauseReason
 from dialer.calls.manager import CallManager
 from dialer.campaigns.hopper import CampaignHours
 from dialer.campaigns.recycling import RetryRules
 from dialer.campaigns.trunks import TrunkPool, TrunkSpec
 from dialer.config import CampaignConfig, Config
-from dialer.dialing.pacing import PacingSettings
+from dialer.dialing.pacing import ROLLING_DAYS, PacingSettings
 from dialer.dialing.runner import CampaignRunner, DialMode, TrunkAddress
 from dialer.media.wav import read_prompt
 
@@ -108,3 +110,24 @@ def campaign_runner(calls: CallManager, config: Config, campaign: CampaignConfig
         pacing=pacing_settings(campaign) if predictive else None,
         abandon_message=abandon_message(campaign) if predictive else b"",
     )
+
+
+DAY_MS = 86_400_000
+
+
+async def seed_pacing(runner: CampaignRunner, cdrs: CdrStore, now_ms: int) -> int:
+    """Start a predictive runner from its campaign's CDRs of the rolling window; how many.
+
+    Without this a restarted node would forget today's abandons and could
+    dial past the cap. The window reaches a day further back than the 30
+    days, so its first local day is whole in any time zone. Records are
+    streamed, not held: a busy campaign has millions of them in 30 days.
+    """
+    pacing = runner.pacing
+    if pacing is None:
+        return 0
+    seeding = pacing.seeding(ZoneInfo(runner.hours.timezone))
+    start = now_ms - (ROLLING_DAYS + 1) * DAY_MS
+    async for record in cdrs.search(start, now_ms + 1, campaign=runner.campaign_id):
+        seeding.add(record)
+    return seeding.finish()

@@ -57,6 +57,7 @@ from dialer.events import (
     CallEnded,
     CallOutcome,
     EarlyMediaScreened,
+    HangupBy,
     PacingDecided,
 )
 from dialer.media.wav import read_prompt
@@ -320,3 +321,61 @@ async def test_predictive_dialing_holds_the_cap_screens_early_media_and_plays_th
         "L8": LeadState.QUEUED,  # announcement (powered off): later
         "L9": LeadState.FAILED,  # SIT, vacant: never again
     }
+
+
+async def test_a_customer_who_hangs_up_waiting_for_an_agent_is_an_abandon_and_locked_out(
+    tmp_path: Path, sipp_factory: Callable[..., Sipp]
+) -> None:
+    desk = write_ulaw(tmp_path / "agent.ul", tone(AGENT_HZ, 60))
+    impatient = sipp_factory(
+        "uas_ring_answer_hangup.xml", duration_ms=3000, keys={"talk_ms": "1000"}, timeout=60
+    )
+    phone = sipp_factory("uas_answer.xml", rtp_file=desk, calls=1, timeout=60)
+    for peer in (impatient, phone):
+        await peer.start()
+    now = datetime.now(UTC)
+    seen = Seen()
+    async with running_service(service_config(tmp_path / "recordings")) as service:
+        service.subscribe(seen)
+        campaign = CampaignRunner(
+            service.calls,
+            campaign_id="c1",
+            hours=CampaignHours(open_now(now), "UTC"),
+            rules=RetryRules(max_attempts=3),
+            route=lambda number: Dial(
+                f"sip:{number}@{impatient.address}", (LOOPBACK, impatient.port)
+            ),
+            ring_timeout_s=RING_TIMEOUT_S,
+            mode=DialMode.PREDICTIVE,
+            pacing=PacingSettings(abandon_cap=CAP),
+            abandon_message=read_prompt(DEFAULT_ABANDON_MESSAGE),
+        )
+        pacing = campaign.pacing
+        assert pacing is not None
+        pacing.seed_from(_past_calls(now))
+        stop = asyncio.Event()
+        runner = asyncio.create_task(campaign.run(stop))
+        await campaign.sign_in("a1", Dial(f"sip:a1@{phone.address}", (LOOPBACK, phone.port)))
+        agent = campaign.agents["a1"].agent
+        await until(seen, lambda: agent.state is AgentState.READY, 15)
+        campaign.add_leads([lead("X1", "+8613700000010")])
+        await until(seen, lambda: len(campaign.dialed) == 1, 10)
+        campaign.pause("a1", "break")  # the customer answers to nobody, and hangs up
+        await until(seen, lambda: campaign.leads["X1"].state is not LeadState.IN_PROGRESS, 20)
+        stop.set()
+        await runner
+        leg = campaign.agents["a1"].leg
+        assert leg is not None
+        service.calls.disconnect_agent(leg)
+        await seen.first(CallEnded, {leg}, within=10)
+    [dialed] = campaign.dialed
+    ended = next(e for e in seen.events if isinstance(e, CallEnded) and e.call_id == dialed.call_id)
+    assert ended.hangup_by is HangupBy.REMOTE  # the customer, not us
+    assert not any(isinstance(e, CallBridged) for e in seen.events)
+    assert campaign.abandoned_calls == []  # gone before the message was due
+    today = pacing.tally.today(now.date())
+    assert (today.live_answers, today.abandoned) == (SEEDED_LIVE + 1, 1)
+    locked = campaign.leads["X1"]
+    assert locked.state is LeadState.QUEUED
+    assert locked.next_attempt_at is not None
+    assert locked.next_attempt_at >= now + pacing.settings.lockout - timedelta(minutes=1)
