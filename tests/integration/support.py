@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
+import pytest
 from peers import Baresip
 from peers.ports import LOOPBACK
 
@@ -26,6 +28,7 @@ from dialer.config import (
     PhoneConfig,
     SipConfig,
 )
+from dialer.dialing.runner import CampaignRunner
 from dialer.events import CallEvent, Event
 from dialer.floor import Floor
 from dialer.sip.autoanswer import auto_answer_headers
@@ -143,3 +146,33 @@ async def settled(floor: Floor, within: float = 20.0) -> None:
         raise AssertionError(
             f"CDRs not settled: open {opened}, sink {records.sink.state}"
         ) from None
+
+
+def peer_missing(message: str) -> NoReturn:
+    """A real peer or tool is not installed: a failure in CI, a skip on a developer's machine."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+async def until_dialed_out(
+    seen: Seen, campaign: CampaignRunner, lead_ids: Iterable[str], within: float
+) -> None:
+    """Until none of ``lead_ids`` is new or in progress, then a moment in which nothing may be
+    dialed."""
+    wanted = list(lead_ids)
+    busy = (LeadState.NEW, LeadState.IN_PROGRESS)
+    await until(seen, lambda: all(campaign.leads[i].state not in busy for i in wanted), within)
+    await asyncio.sleep(0.5)
+
+
+async def wind_down(
+    service: Service, campaign: CampaignRunner, stop: asyncio.Event, runner: asyncio.Task[None]
+) -> None:
+    """Stop the campaign's dialing and hang up its agents' persistent connections."""
+    stop.set()
+    await runner
+    for floor in campaign.agents.values():
+        if floor.leg is not None:
+            service.calls.disconnect_agent(floor.leg)
+    await asyncio.sleep(0.5)  # the BYEs are answered

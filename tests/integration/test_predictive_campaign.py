@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -37,14 +36,17 @@ from support import (
     Seen,
     lead,
     open_now,
+    peer_missing,
     registered_baresip,
     service_config,
     until,
+    until_dialed_out,
+    wind_down,
 )
 
 from cdr.record import CallRecord, Outcome
 from dialer.agents.state import AgentState
-from dialer.app import running_service
+from dialer.app import Service, running_service
 from dialer.calls.manager import Dial
 from dialer.campaigns.hopper import CampaignHours
 from dialer.campaigns.recycling import LeadState, RetryRules
@@ -105,6 +107,27 @@ def _past_calls(now: datetime) -> list[CallRecord]:
     return answered + rang_out
 
 
+def _predictive(
+    service: Service, route: Callable[[str], Dial], now: datetime, message: bytes
+) -> CampaignRunner:
+    """The campaign under test: predictive, screening early media, today's history seeded."""
+    campaign = CampaignRunner(
+        service.calls,
+        campaign_id="c1",
+        hours=CampaignHours(open_now(now), "UTC"),
+        rules=RetryRules(max_attempts=3),
+        route=route,
+        ring_timeout_s=RING_TIMEOUT_S,
+        mode=DialMode.PREDICTIVE,
+        pacing=PacingSettings(abandon_cap=CAP),
+        abandon_message=message,
+        screen_early_media=True,
+    )
+    assert campaign.pacing is not None
+    assert campaign.pacing.seed_from(_past_calls(now)) == 2 * SEEDED_LIVE
+    return campaign
+
+
 def _announcement() -> bytes:
     """A carrier's powered-off announcement, spoken by espeak-ng, looped with a pause."""
     spoken = corpus.speak(corpus.Speech("cmn", 160, corpus.CHINESE[0]))
@@ -153,10 +176,7 @@ async def test_predictive_dialing_holds_the_cap_screens_early_media_and_plays_th
 ) -> None:
     missing = corpus.missing_tools()
     if missing:
-        why = f"the announcement is spoken by espeak-ng and sox; missing: {', '.join(missing)}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(why, pytrace=False)
-        pytest.skip(why)
+        peer_missing(f"the announcement is spoken by espeak-ng and sox; missing: {missing}")
     talk = write_ulaw(tmp_path / "customer.ul", tone(CUSTOMER_HZ, 10))
     desk = write_ulaw(tmp_path / "agent.ul", tone(AGENT_HZ, 120))
     announcement = write_ulaw(tmp_path / "announcement.ul", _announcement())
@@ -205,21 +225,9 @@ async def test_predictive_dialing_holds_the_cap_screens_early_media_and_plays_th
     seen = Seen()
     async with running_service(service_config(tmp_path / "recordings")) as service:
         service.subscribe(seen)
-        campaign = CampaignRunner(
-            service.calls,
-            campaign_id="c1",
-            hours=CampaignHours(open_now(now), "UTC"),
-            rules=RetryRules(max_attempts=3),
-            route=route,
-            ring_timeout_s=RING_TIMEOUT_S,
-            mode=DialMode.PREDICTIVE,
-            pacing=PacingSettings(abandon_cap=CAP),
-            abandon_message=message,
-            screen_early_media=True,
-        )
+        campaign = _predictive(service, route, now, message)
         pacing = campaign.pacing
         assert pacing is not None
-        assert pacing.seed_from(_past_calls(now)) == 2 * SEEDED_LIVE
         stop = asyncio.Event()
         runner = asyncio.create_task(campaign.run(stop))
         baresip, desk_phone = await registered_baresip(
@@ -242,21 +250,8 @@ async def test_predictive_dialing_holds_the_cap_screens_early_media_and_plays_th
         for agent_id in ("a1", "a2"):
             campaign.ready(agent_id)
         campaign.add_leads([lead(f"L{n}", number) for n, number in enumerate(rest, 3)])
-        await until(
-            seen,
-            lambda: all(
-                campaign.leads[f"L{n}"].state not in (LeadState.NEW, LeadState.IN_PROGRESS)
-                for n in range(3, 10)
-            ),
-            90,
-        )
-        await asyncio.sleep(0.5)  # nothing more may be dialed
-        stop.set()
-        await runner
-        for floor in campaign.agents.values():
-            if floor.leg is not None:
-                service.calls.disconnect_agent(floor.leg)
-        await asyncio.sleep(0.5)
+        await until_dialed_out(seen, campaign, [f"L{n}" for n in range(3, 10)], 90)
+        await wind_down(service, campaign, stop, runner)
         await baresip.stop()
     frames = await capture.stop()
 
@@ -337,22 +332,14 @@ async def test_a_customer_who_hangs_up_waiting_for_an_agent_is_an_abandon_and_lo
     seen = Seen()
     async with running_service(service_config(tmp_path / "recordings")) as service:
         service.subscribe(seen)
-        campaign = CampaignRunner(
-            service.calls,
-            campaign_id="c1",
-            hours=CampaignHours(open_now(now), "UTC"),
-            rules=RetryRules(max_attempts=3),
-            route=lambda number: Dial(
-                f"sip:{number}@{impatient.address}", (LOOPBACK, impatient.port)
-            ),
-            ring_timeout_s=RING_TIMEOUT_S,
-            mode=DialMode.PREDICTIVE,
-            pacing=PacingSettings(abandon_cap=CAP),
-            abandon_message=read_prompt(DEFAULT_ABANDON_MESSAGE),
+        campaign = _predictive(
+            service,
+            lambda number: Dial(f"sip:{number}@{impatient.address}", (LOOPBACK, impatient.port)),
+            now,
+            read_prompt(DEFAULT_ABANDON_MESSAGE),
         )
         pacing = campaign.pacing
         assert pacing is not None
-        pacing.seed_from(_past_calls(now))
         stop = asyncio.Event()
         runner = asyncio.create_task(campaign.run(stop))
         await campaign.sign_in("a1", Dial(f"sip:a1@{phone.address}", (LOOPBACK, phone.port)))
@@ -362,12 +349,7 @@ async def test_a_customer_who_hangs_up_waiting_for_an_agent_is_an_abandon_and_lo
         await until(seen, lambda: len(campaign.dialed) == 1, 10)
         campaign.pause("a1", "break")  # the customer answers to nobody, and hangs up
         await until(seen, lambda: campaign.leads["X1"].state is not LeadState.IN_PROGRESS, 20)
-        stop.set()
-        await runner
-        leg = campaign.agents["a1"].leg
-        assert leg is not None
-        service.calls.disconnect_agent(leg)
-        await seen.first(CallEnded, {leg}, within=10)
+        await wind_down(service, campaign, stop, runner)
     [dialed] = campaign.dialed
     ended = next(e for e in seen.events if isinstance(e, CallEnded) and e.call_id == dialed.call_id)
     assert ended.hangup_by is HangupBy.REMOTE  # the customer, not us

@@ -27,6 +27,8 @@ from support import (
     registered_baresip,
     service_config,
     until,
+    until_dialed_out,
+    wind_down,
 )
 
 from dialer.agents.state import AgentState
@@ -92,21 +94,8 @@ async def test_every_lead_ends_in_the_right_state_and_failures_never_reach_an_ag
         baresip, desk_phone = await registered_baresip(service, baresip_factory, desk_wav)
         await campaign.sign_in("a1", desk_phone, extension=EXTENSION)
         await campaign.sign_in("a2", Dial(f"sip:a2@{phones.address}", (LOOPBACK, phones.port)))
-        await until(
-            seen,
-            lambda: all(
-                campaign.leads[f"L{n}"].state not in (LeadState.NEW, LeadState.IN_PROGRESS)
-                for n in range(1, 6)
-            ),
-            40,
-        )
-        await asyncio.sleep(0.5)  # nothing more may be dialed
-        stop.set()
-        await runner
-        for floor in campaign.agents.values():
-            if floor.leg is not None:
-                service.calls.disconnect_agent(floor.leg)
-        await asyncio.sleep(0.5)
+        await until_dialed_out(seen, campaign, [f"L{n}" for n in range(1, 6)], 40)
+        await wind_down(service, campaign, stop, runner)
         await baresip.stop()
 
     states = {lead_id: c.state for lead_id, c in campaign.leads.items()}
