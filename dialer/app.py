@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import random
 import secrets
@@ -23,6 +24,8 @@ from dialer.sip.registration import RegistrationClient, RegistrationTarget
 from dialer.sip.timers import TimerConfig
 from dialer.transport.tcp import TcpServer
 from dialer.transport.udp import UdpAdapter, open_udp
+
+SAME_PORT_TRIES = 20  # port 0: UDP's free port may be taken for TCP; choose again
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +89,6 @@ async def running_service(config: Config) -> AsyncIterator[Service]:
         for manager in managers:
             manager.activity()
 
-    adapter = await open_udp(
-        endpoint, config.sip.bind_host, config.sip.udp_port, on_activity=send_streams
-    )
-    endpoint.local = adapter.local_address
-
     def tcp_activity() -> None:
         adapter.send_pending()
         for manager in managers:
@@ -99,8 +97,22 @@ async def running_service(config: Config) -> AsyncIterator[Service]:
     tcp = TcpServer(
         endpoint, max_message_bytes=config.sip.max_message_bytes, on_activity=tcp_activity
     )
-    # Port 0 (tests, demo): TCP takes the port the OS gave UDP, as phones expect.
-    await tcp.start(config.sip.bind_host, config.sip.tcp_port or endpoint.local[1])
+    # Port 0 (tests, demo): TCP takes the port the OS gave UDP, as phones expect. Another
+    # process may hold that port for TCP; then both are chosen again.
+    for attempt in range(SAME_PORT_TRIES):
+        adapter = await open_udp(
+            endpoint, config.sip.bind_host, config.sip.udp_port, on_activity=send_streams
+        )
+        endpoint.local = adapter.local_address
+        try:
+            await tcp.start(config.sip.bind_host, config.sip.tcp_port or endpoint.local[1])
+        except OSError as exc:
+            adapter.close()
+            chosen = config.sip.udp_port == 0 and config.sip.tcp_port == 0
+            if not chosen or exc.errno != errno.EADDRINUSE or attempt == SAME_PORT_TRIES - 1:
+                raise
+            continue
+        break
     streams.append(tcp)
     loop = asyncio.get_running_loop()
     rng = random.Random(secrets.randbits(64))

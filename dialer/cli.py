@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dialer.config import ConfigError, load_config
+from dialer.config import Config, ConfigError, load_config
 from dialer.loop import run
 
 
@@ -60,6 +61,20 @@ def _parser() -> argparse.ArgumentParser:
         help="customers' behaviour weights: answer, busy, invalid, unavailable, no_answer",
     )
     demo.add_argument("--talk", default="2-6", help="talk time of answered calls, LOW-HIGH s")
+    demo.add_argument(
+        "--http-port",
+        type=int,
+        default=8080,
+        help="serve the API and pages on 127.0.0.1 at this port (0: any free port; default 8080)",
+    )
+    demo.add_argument("--password", default="demo", help="the demo users' password (default: demo)")
+    demo.add_argument(
+        "--desk-agents",
+        default="",
+        metavar="AGENT,...",
+        help="agents a person works from the desk page (not signed in by the simulation)",
+    )
+    _add_user_commands(commands)
     _add_cdr_commands(commands)
     quota = commands.add_parser("quota", help="the live quota counters against the CDRs")
     quota_actions = quota.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -78,6 +93,28 @@ def _parser() -> argparse.ArgumentParser:
 
 
 CDR_COMMANDS = ("cdr", "recordings", "qa")
+
+
+def _add_user_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    user = commands.add_parser("user", help="users of the HTTP API and the pages")
+    actions = user.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = _with_config(
+        actions.add_parser("add", help="add a user; the password is read from stdin")
+    )
+    add.add_argument("--username", required=True)
+    add.add_argument("--role", required=True, choices=("agent", "qa", "supervisor", "admin"))
+    add.add_argument("--agent", help="the configured agent id (role agent)")
+    add.add_argument("--name", default="", help="shown name (default: the username)")
+    add.add_argument("--locale", default="zh-CN", choices=("zh-CN", "en"))
+    add.add_argument("--team", help="default: the agent's team")
+    add.add_argument(
+        "--password-env", metavar="VAR", help="read the password from this variable instead"
+    )
+    token = _with_config(
+        actions.add_parser("token", help="issue an API token for a user (printed once)")
+    )
+    token.add_argument("--username", required=True)
+    token.add_argument("--label", default="", help="what the token is for")
 
 
 def _with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -192,11 +229,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return 2
-        summary = run(
-            run_demo(phones=args.phones, duration=args.duration, data_dir=args.data_dir, mix=mix)
-        )
+        desk_agents = [a.strip() for a in args.desk_agents.split(",") if a.strip()]
+        if not 0 <= args.http_port <= 65535:
+            print(f"--http-port: {args.http_port} is not a port (0 to 65535)", file=sys.stderr)
+            return 2
+        try:
+            summary = run(
+                run_demo(
+                    phones=args.phones,
+                    duration=args.duration,
+                    data_dir=args.data_dir,
+                    mix=mix,
+                    http_port=args.http_port,
+                    password=args.password,
+                    desk_agents=desk_agents,
+                    announce=lambda line: print(line, file=sys.stderr, flush=True),
+                )
+            )
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
         print(summary.render())
         return 0 if summary.ok else 1
+    if args.command == "user":
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        return _user_command(config, args)
     if args.command in CDR_COMMANDS:
         try:
             config = load_config(args.config)
@@ -225,6 +286,49 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(exc, file=sys.stderr)
             return 2
     raise AssertionError(args.command)
+
+
+def _user_command(config: Config, args: argparse.Namespace) -> int:
+    from dialer.api.users import UserError, UserStore
+    from dialer.store.database import Database
+
+    password = ""
+    if args.action == "add":
+        if args.password_env:
+            password = os.environ.get(args.password_env, "")
+            if not password:
+                print(f"--password-env: {args.password_env} is not set", file=sys.stderr)
+                return 2
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+
+    async def act() -> str:
+        async with Database(config.database.url) as database:
+            await database.upgrade()
+            users = UserStore(database.sessionmaker, config)
+            if args.action == "add":
+                user = await users.create_user(
+                    username=args.username,
+                    password=password,
+                    role=args.role,
+                    name=args.name,
+                    locale=args.locale,
+                    agent_id=args.agent,
+                    team=args.team,
+                )
+                return f"user {user.username} ({user.role.value}) added, id {user.id}"
+            found = await users.by_username(args.username)
+            if found is None:
+                raise UserError([f"no user {args.username!r}"])
+            return await users.issue_token(found.id, args.label)
+
+    try:
+        print(run(act()))
+    except UserError as exc:
+        for problem in exc.problems:
+            print(f"{args.username}: {problem}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

@@ -6,8 +6,14 @@ that registers with digest credentials to the service's registrar and
 answers the persistent call the service makes at sign-in. A progressive
 campaign then dials simulated customers (one more line, answering with a mix
 of outcomes) for every ready agent; every answered call is bridged into the
-agent's leg and recorded. (CDRs in the database, quotas and metrics join the
-demo as their issues land.)
+agent's leg and recorded; CDRs, quotas and metrics follow from the calls.
+
+With ``http_port`` the floor also serves the HTTP API (and the pages), and
+demo users are seeded: ``admin``, ``supervisor``, ``qa`` and one agent user
+per simulated agent (username = agent id), all with the one demo password.
+Agents named in ``desk_agents`` are left to a person at the desk page: the
+simulation neither signs them in nor sets their calls' results (their
+simulated desk phones still register and auto-answer).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import hashlib
 import random
 import secrets
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,9 +41,11 @@ from dialer.campaigns.recycling import RetryRules
 from dialer.campaigns.windows import CallingWindows
 from dialer.config import (
     AgentConfig,
+    CampaignConfig,
     CdrConfig,
     Config,
     DatabaseConfig,
+    HttpConfig,
     PhoneConfig,
     SipConfig,
 )
@@ -70,6 +78,14 @@ DISPOSITIONS = (("sale", 30), ("not_interested", 50), ("callback", 15), ("dnc", 
 WRAP_UP_S = (0.2, 0.8)  # how long a simulated agent takes to set the result
 
 DEMO_RULE = EffectiveRule(name="demo", version=1, min_talk_s=3.0)
+DEMO_PASSWORD = "demo"
+# The demo's staff besides one user per agent: (username, role, locale).
+DEMO_STAFF = (
+    ("admin", "admin", "en"),
+    ("supervisor", "supervisor", "zh-CN"),
+    ("qa", "qa", "zh-CN"),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class CustomerMix:
@@ -133,6 +149,8 @@ class DemoSummary:
     cdr_talk_seconds: float = 0.0
     quota_matches_cdrs: bool = False
     metrics_port: int | None = None
+    http_port: int | None = None
+    users: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -182,6 +200,8 @@ class DemoSummary:
             ("talk seconds (CDRs)", f"{self.cdr_talk_seconds:.1f}"),
             ("quota report = CDRs", "yes" if self.quota_matches_cdrs else "NO"),
             ("metrics", f"http://127.0.0.1:{self.metrics_port}/metrics"),
+            ("api", f"http://127.0.0.1:{self.http_port}/api/docs" if self.http_port else "off"),
+            ("demo users", ", ".join(self.users) or "none"),
             ("calls bridged", self.calls_bridged),
             ("talk seconds", f"{self.talk_seconds:.1f}"),
             ("recordings", self.recordings),
@@ -237,6 +257,29 @@ def _verified(event: RecordingClosed) -> bool:
     return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == event.sha256
 
 
+async def seed_users(floor: Floor, password: str) -> list[str]:
+    """The demo's users, created or given the demo password again (the data dir is kept)."""
+    assert floor.api is not None
+    users = floor.api.users
+    wanted: list[tuple[str, str, str, str | None]] = [
+        (name, role, locale, None) for name, role, locale in DEMO_STAFF
+    ]
+    wanted += [(agent.id, "agent", "zh-CN", agent.id) for agent in floor.config.agents]
+    for username, role, locale, agent_id in wanted:
+        found = await users.by_username(username)
+        if found is None:
+            await users.create_user(
+                username=username, password=password, role=role, locale=locale, agent_id=agent_id
+            )
+        else:
+            await users.set_password(found.id, password)
+    return [username for username, _, _, _ in wanted]
+
+
+def demo_agents(phones: int) -> list[str]:
+    return [f"agent-{1001 + i}" for i in range(phones)]
+
+
 async def run_demo(
     phones: int,
     duration: float,
@@ -244,11 +287,23 @@ async def run_demo(
     mix: CustomerMix | None = None,
     *,
     metrics_port: int = 0,
+    http_port: int | None = None,
+    password: str = DEMO_PASSWORD,
+    desk_agents: Sequence[str] = (),
+    announce: Callable[[str], None] = lambda line: None,
 ) -> DemoSummary:
+    """Run the demo floor; ``http_port`` None serves no API (0: any free port)."""
     if phones < 1:
         raise ValueError("--phones must be at least 1")
+    unknown = sorted(set(desk_agents) - set(demo_agents(phones)))
+    if unknown:
+        known = ", ".join(demo_agents(phones))
+        raise ValueError(f"--desk-agents: {', '.join(unknown)} not among the agents ({known})")
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     extensions = [str(1001 + i) for i in range(phones)]
+    rng = random.Random(secrets.randbits(64))
+    # Each run is its own campaign, so the data directory keeps every earlier run.
+    campaign_id = f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S}-{rng.randrange(1000):03d}"
     passwords = {ext: secrets.token_urlsafe(12) for ext in extensions}
     tenure = datetime.now(UTC).date() - timedelta(days=90)  # standard agents, past the first month
     config = Config(
@@ -261,6 +316,17 @@ async def run_demo(
         # (the shipped default asks for 30 s with a live person).
         effective_rules=(DEFAULT_RULE, DEMO_RULE),
         cdr=CdrConfig(default_effective_rule=DEMO_RULE.name),
+        # Configured, so the desk can sign its agents in to it.
+        campaigns=(
+            CampaignConfig(
+                id=campaign_id,
+                mode="progressive",
+                name="Demo floor",
+                agents=tuple(demo_agents(phones)),
+                effective_rule=DEMO_RULE.name,
+            ),
+        ),
+        http=HttpConfig(enabled=http_port is not None, port=http_port or 0),
     )
     config = dataclasses.replace(
         config,
@@ -271,11 +337,18 @@ async def run_demo(
     )
     summary = DemoSummary(phones=phones, duration=duration)
     loop = asyncio.get_running_loop()
-    rng = random.Random(secrets.randbits(64))
     deadline = loop.time() + duration
     async with running_floor(config) as floor:
         service = floor.service
         summary.metrics_port = floor.metrics_port
+        if floor.http_port is not None:
+            summary.http_port = floor.http_port
+            summary.users = await seed_users(floor, password)
+            announce(f"demo: API and pages on http://127.0.0.1:{floor.http_port}/ (/api/docs)")
+            announce(
+                f"demo: users {', '.join(summary.users)}, password {password!r}"
+                + (f"; at the desk page: {', '.join(desk_agents)}" if desk_agents else "")
+            )
         seen: list[Event] = []
         changed = asyncio.Event()
 
@@ -324,8 +397,6 @@ async def run_demo(
         # Its leads come from a CSV file as Chinese Excel writes it, through the database.
         store = LeadStore(floor.database)
         now = datetime.now(UTC)
-        # Each run is its own campaign, so the data directory keeps every earlier run.
-        campaign_id = f"demo-{now:%Y%m%d-%H%M%S}-{rng.randrange(1000):03d}"
         summary.campaign = campaign_id
         await store.create_campaign(
             campaign_id, "Demo floor", "progressive", "Asia/Shanghai", now=now
@@ -350,7 +421,11 @@ async def run_demo(
         dispositions: set[asyncio.Task[None]] = set()
 
         def wrap_up(event: Event) -> None:
-            if isinstance(event, AgentStateChanged) and event.state == AgentState.WRAP_UP:
+            if (
+                isinstance(event, AgentStateChanged)
+                and event.state == AgentState.WRAP_UP
+                and event.agent not in desk_agents  # a person sets those results
+            ):
                 task = loop.create_task(_disposition(campaign, event.agent, rng))
                 dispositions.add(task)
                 task.add_done_callback(dispositions.discard)
@@ -360,7 +435,7 @@ async def run_demo(
         runner = asyncio.create_task(campaign.run(stop), name="demo-campaign")
         for ext in extensions:
             bindings = registrar.lookup(ext, loop.time())
-            if not bindings:
+            if not bindings or f"agent-{ext}" in desk_agents:
                 continue
             contact = SipUri.parse(bindings[0].contact)
             phone = Dial(

@@ -5,6 +5,8 @@ it migrates the database, starts the SIP/RTP service, subscribes the CDR
 path and the Prometheus metrics to the one ordered event stream, and serves
 ``/metrics``. Campaign runners started on it are registered with
 ``Floor.add_runner`` so the metrics can read agents and trunks at scrape time.
+With ``http.enabled`` it also serves the HTTP API (``dialer.api``) in the same
+loop, on ``Floor.http_port``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry
@@ -38,6 +41,9 @@ from metrics.registry import FloorMetrics
 from metrics.server import MetricsServer
 from metrics.sources import EngineSnapshot, RtpFigures, TrunkFigures
 
+if TYPE_CHECKING:
+    from dialer.api.context import ApiContext
+
 log = logging.getLogger(__name__)
 
 
@@ -57,6 +63,8 @@ class Floor:
     metrics_port: int | None
     feed: MqttFeed | None = None
     runners: list[CampaignRunner] = field(default_factory=list)
+    http_port: int | None = None  # None: the API is not served
+    api: ApiContext | None = None
 
     def add_runner(self, runner: CampaignRunner) -> None:
         self.runners.append(runner)
@@ -108,7 +116,9 @@ class Floor:
 
 
 @contextlib.asynccontextmanager
-async def running_floor(config: Config, *, serve_metrics: bool = True) -> AsyncIterator[Floor]:
+async def running_floor(
+    config: Config, *, serve_metrics: bool = True, serve_http: bool = True
+) -> AsyncIterator[Floor]:
     async with Database(config.database.url) as database:
         await database.upgrade()
         async with running_service(config) as service:
@@ -149,7 +159,22 @@ async def running_floor(config: Config, *, serve_metrics: bool = True) -> AsyncI
 
                         service.subscribe(publish)
                         quotas.publishers.append(feed.publish_quota)
+                    if serve_http and config.http.enabled:
+                        await _serve_api(stack, floor)
                     yield floor
+
+
+async def _serve_api(stack: contextlib.AsyncExitStack, floor: Floor) -> None:
+    """The HTTP API on the floor, in this loop; its live streams end before the server."""
+    from dialer.api.app import api_context, create_app
+    from dialer.api.server import ApiServer
+
+    ctx = api_context(floor)
+    http = floor.config.http
+    server = await stack.enter_async_context(ApiServer(create_app(ctx), http.bind_host, http.port))
+    stack.callback(ctx.live.close)
+    floor.api = ctx
+    floor.http_port = server.port
 
 
 def mqtt_feed(config: Config, floor: Floor) -> MqttFeed:
@@ -177,6 +202,8 @@ async def serve(config: Config, duration: float | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     async with running_floor(config) as floor:
         log.info("metrics on http://%s:%s/metrics", config.metrics.bind_host, floor.metrics_port)
+        if floor.http_port is not None:
+            log.info("HTTP API on http://%s:%s/api/docs", config.http.bind_host, floor.http_port)
         if duration is None:
             await asyncio.Event().wait()
         else:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import cdr.review_tables  # registers the recordings, QA and audit tables)
 import cdr.tables  # noqa: F401 (registers the cdrs table on CdrBase.metadata)
 from cdr.models import CdrBase
+from dialer.api.users import ApiBase
 from dialer.store.models import Base
 
 config = context.config
@@ -34,7 +35,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 # Each package owns its tables on its own declarative base; one history migrates them all.
-target_metadata = [Base.metadata, CdrBase.metadata]
+target_metadata = [Base.metadata, CdrBase.metadata, ApiBase.metadata]
 
 
 def _url() -> str:

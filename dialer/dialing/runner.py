@@ -222,6 +222,7 @@ class CampaignRunner:
                 raise ValueError(f"campaign {campaign_id}: " + "; ".join(problems))
             self.pacing = PacingController(settings)
         self.abandon_message = abandon_message
+        self.dialing_paused = False  # pause_dialing: no new calls until resume_dialing
         self.screen_early_media = screen_early_media
         self._screens: dict[str, _Screen] = {}
         self._pacing_published = -float("inf")
@@ -323,6 +324,23 @@ class CampaignRunner:
         if self.policy.persistent_connection:
             floor.leg = await self.calls.connect_agent(agent_id, phone)
 
+    def sign_out(self, agent_id: str) -> None:
+        """Sign out between calls and hang up the persistent connection; refused in a call."""
+        floor = self._floor(agent_id)
+        state = floor.agent.state
+        if state in (AgentState.RESERVED, AgentState.TALKING):
+            raise ValueError(f"agent {agent_id} is {state.value}: sign out after the call")
+        self._apply(floor, AgentInput.SIGN_OUT)
+        if floor.leg is not None:
+            self.calls.disconnect_agent(floor.leg)  # its CallEnded finds the agent signed out
+
+    def pause_dialing(self) -> None:
+        """A supervisor's pause: no new calls from this campaign; calls in progress go on."""
+        self.dialing_paused = True
+
+    def resume_dialing(self) -> None:
+        self.dialing_paused = False
+
     def ready(self, agent_id: str) -> None:
         self._apply(self._floor(agent_id), AgentInput.READY)
 
@@ -374,11 +392,12 @@ class CampaignRunner:
                 self._settle_undispositioned()
                 if (
                     self.mode is DialMode.PROGRESSIVE
+                    and not self.dialing_paused
                     and floor.agent.state is AgentState.READY
                     and floor.leg is not None
                 ):
                     await self._dial_for(floor)
-            if self.pacing is not None:
+            if self.pacing is not None and not self.dialing_paused:
                 await self._pace(self.pacing, now)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_S)
@@ -409,6 +428,8 @@ class CampaignRunner:
 
     async def preview_next(self, agent_id: str) -> LeadCandidate | None:
         """Show the agent the next lead (the dialer picks it); reserves the agent for it."""
+        if self.dialing_paused:
+            raise ValueError(f"campaign {self.campaign_id} is paused: no leads until it resumes")
         floor = self._ready_agent(agent_id)
         if floor.preview is not None:
             return floor.preview

@@ -23,6 +23,7 @@ from dialer.campaigns.windows import CallingWindows
 from dialer.config import (
     Config,
     DatabaseConfig,
+    HttpConfig,
     MediaConfig,
     MetricsConfig,
     PhoneConfig,
@@ -131,6 +132,7 @@ def floor_config(tmp_path: Path, database_url: str | None = None) -> Config:
             url=database_url or f"sqlite+aiosqlite:///{tmp_path / 'dialer.db'}"
         ),
         metrics=MetricsConfig(bind_host=LOOPBACK, port=0),
+        http=HttpConfig(bind_host=LOOPBACK, port=0),
     )
 
 

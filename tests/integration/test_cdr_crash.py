@@ -34,6 +34,8 @@ async def _demo(data: Path, duration: float, *extra: str) -> asyncio.subprocess.
     return await asyncio.create_subprocess_exec(
         str(DIALER),
         "demo",
+        "--http-port",
+        "0",
         "--data-dir",
         str(data),
         "--duration",

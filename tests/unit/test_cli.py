@@ -47,6 +47,8 @@ def test_demo_registers_phones_and_bridges_and_records_calls_over_real_sip(
             "-m",
             "dialer.cli",
             "demo",
+            "--http-port",
+            "0",
             "--duration",
             "8",
             "--phones",
@@ -91,8 +93,8 @@ def test_demo_registers_phones_and_bridges_and_records_calls_over_real_sip(
     assert sum(states.values()) == int(lines["leads imported"])
     # Run again on the same data: a new campaign beside the first, nothing lost.
     again = subprocess.run(
-        [sys.executable, "-m", "dialer.cli", "demo", "--duration", "3", "--phones", "1",
-         "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "dialer.cli", "demo", "--http-port", "0", "--duration", "3",
+         "--phones", "1", "--data-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import CheckConstraint, Connection, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -34,7 +35,7 @@ from cdr.recordings import (
     RetentionTooShortError,
 )
 from cdr.review_tables import RecordingRow, RecordingStatus
-from dialer.store.database import Database
+from dialer.store.database import MIGRATIONS, Database
 
 pytestmark = pytest.mark.integration
 
@@ -491,4 +492,5 @@ async def test_0003_goes_down_and_up_again(cdr_database: Database) -> None:
         assert await connection.run_sync(tables) >= OURS
         version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).all()
         assert await connection.run_sync(_our_differences) == []
-    assert version == [("0003",)]
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert version == [(head,)]  # back at the head, whatever came after 0003

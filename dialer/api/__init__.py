@@ -1,0 +1,1 @@
+"""The HTTP API: agents' desk, QA console, campaigns, CDRs, quotas and admin over the floor."""

@@ -1,0 +1,73 @@
+"""The FastAPI application over a running floor: every router, one error shape.
+
+``api_context(floor)`` builds the stores the routes share and subscribes the
+live hub to the floor's event stream and quota publishers (once per floor);
+``create_app(ctx)`` makes the app. The OpenAPI document is at
+``/api/openapi.json`` and its browsable form at ``/api/docs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from cdr.audit import AuditLog
+from cdr.qa import QaStore
+from cdr.recordings import RecordingIndex
+from cdr.store import CdrStore
+from dialer.api import (
+    admin,
+    auth,
+    board,
+    campaigns,
+    cdrs,
+    desk,
+    errors,
+    live,
+    qa,
+    quotas,
+    recordings,
+)
+from dialer.api.context import ApiContext
+from dialer.api.users import UserStore, wall_ms
+from dialer.floor import Floor
+
+TITLE = "Telesales dialer API"
+
+
+def api_context(
+    floor: Floor, *, now_ms: Callable[[], int] = wall_ms, heartbeat_s: float = live.HEARTBEAT_S
+) -> ApiContext:
+    sessions = floor.database.sessionmaker
+    audit = AuditLog(sessions)
+    tracker = desk.DeskTracker(floor.runners)
+    hub = live.LiveHub(tracker, heartbeat_s=heartbeat_s)
+    floor.service.subscribe(hub.on_event)
+    floor.quotas.publishers.append(hub.on_quota)
+    return ApiContext(
+        floor=floor,
+        users=UserStore(sessions, floor.config, now_ms=now_ms),
+        cdrs=CdrStore(sessions, node=floor.config.service.node_name),
+        recordings=RecordingIndex(sessions, audit),
+        qa=QaStore(sessions, audit),
+        audit=audit,
+        desks=tracker,
+        live=hub,
+        now_ms=now_ms,
+    )
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title=TITLE,
+        version="1",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.api = ctx
+    errors.install(app)
+    for module in (auth, desk, live, cdrs, recordings, qa, quotas, campaigns, admin, board):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,239 @@
+"""Campaigns over the real API: the list, today's stats, lead uploads with their row report."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from peers.ports import free_udp_tcp_port
+from sqlalchemy import func, select
+from support import floor_config
+
+from cdr.record import CallRecord, Outcome
+from dialer.api.app import api_context, create_app
+from dialer.api.campaigns import row_reports
+from dialer.api.context import ApiContext
+from dialer.config import AgentConfig, CampaignConfig, Config, HttpConfig, PhoneConfig
+from dialer.dialing.setup import campaign_runner
+from dialer.floor import running_floor
+from dialer.leads.csv_import import RowError
+from dialer.store.models import Lead
+
+NOW = int(datetime(2026, 5, 4, 15, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)
+USERS = {"boss": ("supervisor", None), "agent1": ("agent", "a1")}
+
+
+def test_row_reports_group_every_problem_by_row() -> None:
+    errors = [
+        RowError(3, "phone", "12", "too short"),
+        RowError(2, None, "a,b", "expected 3 fields, found 2"),
+        RowError(3, "priority", "x", "priority must be a whole number, 0 or more"),
+    ]
+    assert [(r.row, r.problems) for r in row_reports(errors)] == [
+        (2, ["value 'a,b': expected 3 fields, found 2"]),
+        (
+            3,
+            [
+                "column 'phone', value '12': too short",
+                "column 'priority', value 'x': priority must be a whole number, 0 or more",
+            ],
+        ),
+    ]
+
+
+def api_config(tmp_path: Path) -> Config:
+    base = floor_config(tmp_path)
+    port = free_udp_tcp_port()  # SIP listens on UDP and TCP: a port free for both
+    return dataclasses.replace(
+        base,
+        sip=dataclasses.replace(base.sip, udp_port=port, tcp_port=port),
+        phones=(PhoneConfig("1001", "pw-1001"), PhoneConfig("1002", "pw-1002")),
+        agents=(
+            AgentConfig("a1", "1001", name="李雷", team="t1"),
+            AgentConfig("a2", "1002", name="韩梅梅", team="t2"),
+        ),
+        campaigns=(CampaignConfig("c1", "progressive", agents=("a1", "a2"), abandon_cap=0.03),),
+        http=HttpConfig(max_upload_bytes=4096),
+    )
+
+
+@dataclass
+class Api:
+    ctx: ApiContext
+    client: httpx.AsyncClient
+    tokens: dict[str, str]
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    async with running_floor(api_config(tmp_path), serve_metrics=False, serve_http=False) as floor:
+        ctx = api_context(floor, now_ms=lambda: NOW)
+        tokens = {}
+        for username, (role, agent) in USERS.items():
+            user = await ctx.users.create_user(
+                username=username, password="secret", role=role, locale="en", agent_id=agent
+            )
+            tokens[username] = await ctx.users.issue_token(user.id)
+        transport = httpx.ASGITransport(app=create_app(ctx))
+        async with httpx.AsyncClient(transport=transport, base_url="http://floor") as client:
+            yield Api(ctx, client, tokens)
+        ctx.live.close()
+
+
+async def upload(api: Api, data: bytes, campaign: str = "c1", who: str = "boss") -> httpx.Response:
+    return await api.client.post(
+        f"/api/v1/campaigns/{campaign}/leads",
+        files={"file": ("leads.csv", data, "text/csv")},
+        headers=api.auth(who),
+    )
+
+
+async def leads_in(ctx: ApiContext) -> int:
+    async with ctx.floor.database.sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(Lead)) or 0)
+
+
+async def test_list_and_stats(api: Api) -> None:
+    listed = await api.client.get("/api/v1/campaigns", headers=api.auth("boss"))
+    assert listed.json() == [
+        {
+            "id": "c1",
+            "name": "c1",
+            "mode": "progressive",
+            "state": "stopped",
+            "agents": ["a1", "a2"],
+            "trunks": [],
+            "signed_in": 0,
+        }
+    ]
+    for n, abandoned in enumerate((False, False, False, True)):
+        record = CallRecord(
+            call_id=f"s{n}",
+            campaign="c1",
+            number="+8613812345678",
+            created_at_ms=NOW - 60_000,
+            answered_at_ms=NOW - 50_000,
+            ended_at_ms=NOW - 40_000,
+            outcome=Outcome.ANSWERED,
+            abandoned=abandoned,
+        )
+        assert await api.ctx.cdrs.close(record, NOW)
+    stats = await api.client.get("/api/v1/campaigns/c1/stats", headers=api.auth("boss"))
+    body = stats.json()
+    assert (body["calls_today"], body["answered_today"], body["abandoned_today"]) == (4, 4, 1)
+    assert (body["abandon_rate_today"], body["abandon_cap"]) == (0.25, 0.03)
+    assert body["leads_by_state"]["new"] == 0
+    unknown = await api.client.get("/api/v1/campaigns/zz/stats", headers=api.auth("boss"))
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["message"] == "There is no campaign zz."
+
+
+async def test_upload_imports_valid_rows_and_reports_the_rest(api: Api) -> None:
+    data = (
+        "手机号,姓名,优先级\n"
+        "13812345678,张三,1\n"
+        "12,李四,x\n"  # two problems on one row
+        "13812345678,王五,0\n"  # a duplicate of row 2
+        "13987654321,赵六\n"  # a field short
+        "13700001111,钱七,3\n"
+    ).encode()
+    response = await upload(api, data)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["total_rows"], body["accepted"]) == (5, 2)
+    assert [(r["row"], len(r["problems"])) for r in body["rejected"]] == [(3, 2), (5, 1)]
+    assert "priority must be a whole number" in body["rejected"][0]["problems"][1]
+    assert [r["row"] for r in body["duplicates"]] == [4]
+    assert await leads_in(api.ctx) == 2
+    stats = await api.client.get("/api/v1/campaigns/c1/stats", headers=api.auth("boss"))
+    assert stats.json()["leads_by_state"]["new"] == 2
+    again = await upload(api, b"phone\n13812345678\n")
+    assert again.json()["accepted"] == 0
+    assert "already in the campaign" in again.json()["duplicates"][0]["problems"][0]
+    assert await leads_in(api.ctx) == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"", "file is empty"),
+        ("姓名\n张三\n".encode(), "missing required column 'phone'"),
+        (b'phone,name\n13812345678,"unclosed\n', "unclosed quote"),
+        (b"\xff\xfe\x00", "invalid utf-16-le"),
+    ],
+)
+async def test_a_broken_file_is_refused_whole(api: Api, data: bytes, problem: str) -> None:
+    response = await upload(api, data)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_file"
+    assert "nothing was imported" in error["message"]
+    assert any(problem in line for line in error["details"]), error["details"]
+    assert await leads_in(api.ctx) == 0
+
+
+async def test_oversized_upload_is_413(api: Api) -> None:
+    data = b"phone\n" + b"13812345678\n" * 400  # over the 4096 bytes configured
+    response = await upload(api, data)
+    assert response.status_code == 413
+    assert response.json()["error"]["message"] == (
+        "The file is too large: at most 4096 bytes may be uploaded."
+    )
+    assert await leads_in(api.ctx) == 0
+
+
+async def test_only_supervisors_and_admins_upload(api: Api) -> None:
+    response = await upload(api, b"phone\n13812345678\n", who="agent1")
+    assert response.status_code == 403
+    missing = await upload(api, b"phone\n13812345678\n", campaign="zz")
+    assert missing.status_code == 404
+    assert await leads_in(api.ctx) == 0
+
+
+async def test_new_leads_reach_the_running_campaign(api: Api) -> None:
+    floor = api.ctx.floor
+    runner = campaign_runner(floor.service.calls, floor.config, floor.config.campaigns[0])
+    floor.add_runner(runner)
+    try:
+        response = await upload(api, b"phone\n13812345678\n13987654321\n")
+        assert response.json()["accepted"] == 2
+        assert sorted(lead.phone for lead in runner.leads.values()) == [
+            "+8613812345678",
+            "+8613987654321",
+        ]
+        more = await upload(api, b"phone\n13987654321\n13700001111\n")
+        assert more.json()["accepted"] == 1
+        assert len(runner.leads) == 3
+    finally:
+        await runner.close()
+
+
+async def test_pause_and_resume_hold_the_runners_dialing(api: Api) -> None:
+    stopped = await api.client.post("/api/v1/campaigns/c1/pause", headers=api.auth("boss"))
+    assert stopped.status_code == 409
+    assert stopped.json()["error"]["message"] == (
+        "Campaign c1 is not running on this node: there is nothing to pause or resume."
+    )
+    floor = api.ctx.floor
+    runner = campaign_runner(floor.service.calls, floor.config, floor.config.campaigns[0])
+    floor.add_runner(runner)
+    refused = await api.client.post("/api/v1/campaigns/c1/pause", headers=api.auth("agent1"))
+    assert refused.status_code == 403
+    assert not runner.dialing_paused
+    paused = await api.client.post("/api/v1/campaigns/c1/pause", headers=api.auth("boss"))
+    assert (paused.status_code, paused.json()["state"]) == (200, "paused")
+    assert runner.dialing_paused
+    resumed = await api.client.post("/api/v1/campaigns/c1/resume", headers=api.auth("boss"))
+    assert (resumed.status_code, resumed.json()["state"]) == (200, "running")
+    assert not runner.dialing_paused
+    unknown = await api.client.post("/api/v1/campaigns/zz/resume", headers=api.auth("boss"))
+    assert unknown.status_code == 404
