@@ -8,9 +8,12 @@ live hub to the floor's event stream and quota publishers (once per floor);
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Callable
 
 from fastapi import FastAPI
+from starlette.requests import HTTPConnection
 
 from cdr.audit import AuditLog
 from cdr.qa import QaStore
@@ -29,8 +32,10 @@ from dialer.api import (
     quotas,
     recordings,
 )
+from dialer.api.body_limit import BodyLimit
 from dialer.api.context import ApiContext
-from dialer.api.users import UserStore, wall_ms
+from dialer.api.messages import negotiate
+from dialer.api.users import TokenRejectedError, UserStore, wall_ms
 from dialer.floor import Floor
 
 TITLE = "Telesales dialer API"
@@ -58,6 +63,15 @@ def api_context(
     )
 
 
+async def reader_locale(ctx: ApiContext, connection: HTTPConnection) -> str:
+    """The locale of whoever sent ``connection``, before any route has looked at them."""
+    token = auth.token_of(connection)
+    if token is not None:
+        with contextlib.suppress(TokenRejectedError):
+            return (await ctx.users.resolve(token)).locale
+    return negotiate(connection.headers.get("accept-language"))
+
+
 def create_app(ctx: ApiContext) -> FastAPI:
     app = FastAPI(
         title=TITLE,
@@ -67,6 +81,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
         redoc_url=None,
     )
     app.state.api = ctx
+    app.add_middleware(
+        BodyLimit,
+        max_upload_bytes=ctx.floor.config.http.max_upload_bytes,
+        locale_for=functools.partial(reader_locale, ctx),
+    )
     errors.install(app)
     for module in (auth, desk, live, cdrs, recordings, qa, quotas, campaigns, admin, board):
         app.include_router(module.router)

@@ -237,3 +237,39 @@ async def test_pause_and_resume_hold_the_runners_dialing(api: Api) -> None:
     assert not runner.dialing_paused
     unknown = await api.client.post("/api/v1/campaigns/zz/resume", headers=api.auth("boss"))
     assert unknown.status_code == 404
+
+
+async def test_a_body_far_over_the_limit_is_refused_before_it_is_read(api: Api) -> None:
+    data = b"phone\n" + b"13812345678\n" * 10_000  # 120 kB: past the limit and its envelope
+    response = await upload(api, data)
+    assert response.status_code == 413
+    assert response.json()["error"] == {
+        "code": "too_large",
+        "message": "The request body is too large: at most 4096 bytes may be uploaded.",
+        "details": [],
+    }
+    # The signed-in user's language wins over the request's; without a user, the request's.
+    headers = {"Accept-Language": "zh-CN", "Content-Type": "text/csv"}
+    url = "/api/v1/campaigns/c1/leads"
+    own = await api.client.post(url, content=b"x" * 100_000, headers=api.auth("boss") | headers)
+    assert own.json()["error"]["message"].startswith("The request body is too large")
+    anonymous = await api.client.post(url, content=b"x" * 100_000, headers=headers)
+    assert anonymous.json()["error"]["message"] == "请求内容过大：最多可上传 4096 字节。"
+    assert await leads_in(api.ctx) == 0
+
+
+async def test_a_chunked_body_is_counted_as_it_arrives(api: Api) -> None:
+    async def chunks(count: int) -> AsyncIterator[bytes]:
+        for _ in range(count):
+            yield b"y" * 8192
+
+    big = await api.client.post(
+        "/api/v1/campaigns/c1/leads", content=chunks(20), headers=api.auth("boss")
+    )
+    assert big.status_code == 413
+    # A small chunked body goes through to the route, which reads it as usual.
+    small = await api.client.post(
+        "/api/v1/campaigns/c1/leads", content=chunks(1), headers=api.auth("boss")
+    )
+    assert small.status_code == 422  # not multipart: the route says what is missing
+    assert "file" in " ".join(small.json()["error"]["details"])
