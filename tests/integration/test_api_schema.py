@@ -13,7 +13,6 @@ shared 2-core machine.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import struct
 from collections.abc import AsyncIterator
@@ -24,8 +23,9 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+from api_support import api_config
 from hypothesis import HealthCheck, Phase, given, settings
-from peers.ports import LOOPBACK, free_udp_tcp_port
+from peers.ports import LOOPBACK
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import (
@@ -33,10 +33,9 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from support import floor_config
 
 from cdr.record import CallRecord, Outcome, RecordingRef
-from dialer.config import AgentConfig, CampaignConfig, Config, HttpConfig, PhoneConfig
+from dialer.config import Config, HttpConfig
 from dialer.floor import Floor, running_floor
 from dialer.media.wav import build_header
 
@@ -51,19 +50,9 @@ CHECKS = [
 SKIPPED = {("GET", "/api/v1/events"), ("DELETE", "/api/v1/session")}
 
 
-def api_config(tmp_path: Path) -> Config:
-    base = floor_config(tmp_path)
-    port = free_udp_tcp_port()  # SIP listens on UDP and TCP: a port free for both
-    return dataclasses.replace(
-        base,
-        sip=dataclasses.replace(base.sip, udp_port=port, tcp_port=port),
-        http=HttpConfig(bind_host=LOOPBACK, port=0, max_upload_bytes=64 * 1024),
-        phones=(PhoneConfig("1001", "pw-1001"), PhoneConfig("1002", "pw-1002")),
-        agents=(
-            AgentConfig("a1", "1001", name="李雷", team="t1"),
-            AgentConfig("a2", "1002", name="韩梅梅", team="t2"),
-        ),
-        campaigns=(CampaignConfig("c1", "progressive", agents=("a1", "a2")),),
+def config(tmp_path: Path) -> Config:
+    return api_config(
+        tmp_path, http=HttpConfig(bind_host=LOOPBACK, port=0, max_upload_bytes=64 * 1024)
     )
 
 
@@ -108,7 +97,7 @@ async def add_call(floor: Floor, call_id: str, agent: str, at: int) -> None:
 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
-    async with running_floor(api_config(tmp_path), serve_metrics=False) as floor:
+    async with running_floor(config(tmp_path), serve_metrics=False) as floor:
         assert floor.api is not None and floor.http_port is not None
         users = floor.api.users
         tokens = {}

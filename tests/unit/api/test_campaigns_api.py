@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from peers.ports import free_udp_tcp_port
+from api_support import Api, api_config, serving_api
 from sqlalchemy import func, select
-from support import floor_config
 
 from cdr.record import CallRecord, Outcome
-from dialer.api.app import api_context, create_app
 from dialer.api.campaigns import row_reports
 from dialer.api.context import ApiContext
-from dialer.config import AgentConfig, CampaignConfig, Config, HttpConfig, PhoneConfig
+from dialer.config import Config, HttpConfig
 from dialer.dialing.setup import campaign_runner
-from dialer.floor import running_floor
 from dialer.leads.csv_import import RowError
 from dialer.store.models import Lead
 
@@ -47,46 +42,17 @@ def test_row_reports_group_every_problem_by_row() -> None:
     ]
 
 
-def api_config(tmp_path: Path) -> Config:
-    base = floor_config(tmp_path)
-    port = free_udp_tcp_port()  # SIP listens on UDP and TCP: a port free for both
-    return dataclasses.replace(
-        base,
-        sip=dataclasses.replace(base.sip, udp_port=port, tcp_port=port),
-        phones=(PhoneConfig("1001", "pw-1001"), PhoneConfig("1002", "pw-1002")),
-        agents=(
-            AgentConfig("a1", "1001", name="李雷", team="t1"),
-            AgentConfig("a2", "1002", name="韩梅梅", team="t2"),
-        ),
-        campaigns=(CampaignConfig("c1", "progressive", agents=("a1", "a2"), abandon_cap=0.03),),
+def config(tmp_path: Path) -> Config:
+    return api_config(
+        tmp_path,
         http=HttpConfig(max_upload_bytes=4096),
     )
 
 
-@dataclass
-class Api:
-    ctx: ApiContext
-    client: httpx.AsyncClient
-    tokens: dict[str, str]
-
-    def auth(self, who: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[who]}"}
-
-
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    async with running_floor(api_config(tmp_path), serve_metrics=False, serve_http=False) as floor:
-        ctx = api_context(floor, now_ms=lambda: NOW)
-        tokens = {}
-        for username, (role, agent) in USERS.items():
-            user = await ctx.users.create_user(
-                username=username, password="secret", role=role, locale="en", agent_id=agent
-            )
-            tokens[username] = await ctx.users.issue_token(user.id)
-        transport = httpx.ASGITransport(app=create_app(ctx))
-        async with httpx.AsyncClient(transport=transport, base_url="http://floor") as client:
-            yield Api(ctx, client, tokens)
-        ctx.live.close()
+    async with serving_api(config(tmp_path), USERS, now_ms=lambda: NOW) as api:
+        yield api
 
 
 async def upload(api: Api, data: bytes, campaign: str = "c1", who: str = "boss") -> httpx.Response:

@@ -1,0 +1,74 @@
+"""What the API tests share: a two-agent floor's config and its API, served in-process.
+
+The app runs for real over a real floor (SQLite in tmp_path, SIP on
+loopback); requests go through httpx's ASGI transport, so no port is needed
+for HTTP. Users are created in the floor's database with API tokens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from peers.ports import free_udp_tcp_port
+from support import floor_config
+
+from dialer.api.app import api_context, create_app
+from dialer.api.context import ApiContext
+from dialer.config import AgentConfig, CampaignConfig, Config, PhoneConfig
+from dialer.floor import running_floor
+
+PASSWORD = "secret"
+Users = Mapping[str, tuple[str, str | None]]  # username -> (role, agent id)
+
+
+def api_config(tmp_path: Path, **changes: Any) -> Config:
+    """Agents a1 (李雷, team t1) and a2 (韩梅梅, t2) on progressive campaign c1; ``changes``
+    replace whole fields."""
+    base = floor_config(tmp_path)
+    port = free_udp_tcp_port()  # SIP listens on UDP and TCP: a port free for both
+    config = dataclasses.replace(
+        base,
+        sip=dataclasses.replace(base.sip, udp_port=port, tcp_port=port),
+        phones=(PhoneConfig("1001", "pw-1001"), PhoneConfig("1002", "pw-1002")),
+        agents=(
+            AgentConfig("a1", "1001", name="李雷", team="t1"),
+            AgentConfig("a2", "1002", name="韩梅梅", team="t2"),
+        ),
+        campaigns=(CampaignConfig("c1", "progressive", agents=("a1", "a2"), abandon_cap=0.03),),
+    )
+    return dataclasses.replace(config, **changes)
+
+
+@dataclass
+class Api:
+    ctx: ApiContext
+    client: httpx.AsyncClient
+    tokens: dict[str, str]
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
+@contextlib.asynccontextmanager
+async def serving_api(
+    config: Config, users: Users, *, now_ms: Callable[[], int] | None = None
+) -> AsyncIterator[Api]:
+    """The floor of ``config`` with its API, and a token for each of ``users`` (locale en)."""
+    async with running_floor(config, serve_metrics=False, serve_http=False) as floor:
+        ctx = api_context(floor) if now_ms is None else api_context(floor, now_ms=now_ms)
+        tokens = {}
+        for username, (role, agent) in users.items():
+            user = await ctx.users.create_user(
+                username=username, password=PASSWORD, role=role, locale="en", agent_id=agent
+            )
+            tokens[username] = await ctx.users.issue_token(user.id)
+        transport = httpx.ASGITransport(app=create_app(ctx))
+        async with httpx.AsyncClient(transport=transport, base_url="http://floor") as client:
+            yield Api(ctx, client, tokens)
+        ctx.live.close()
