@@ -19,7 +19,7 @@ cursor open.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, BinaryIO, Final, cast
@@ -34,6 +34,7 @@ from starlette.background import BackgroundTask
 
 from cdr.audit import AuditAction
 from cdr.export import export_csv, export_jsonl
+from cdr.qa import ItemScore
 from cdr.record import CallRecord, Outcome
 from cdr.store import QueryError
 from cdr.tables import CdrRow, CdrStatus
@@ -136,6 +137,19 @@ class QaScoreItem(BaseModel):
     max_points: float
     weight: float
     fatal: bool
+
+    @classmethod
+    def all_of(cls, items: Iterable[ItemScore]) -> list[QaScoreItem]:
+        return [
+            cls(
+                key=item.key,
+                points=item.points,
+                max_points=item.max_points,
+                weight=item.weight,
+                fatal=item.fatal,
+            )
+            for item in items
+        ]
 
 
 class QaScoreView(BaseModel):
@@ -435,16 +449,7 @@ async def get_cdr(ctx: Ctx, user: CurrentUser, call_id: str) -> CdrDetail:
                 failed=score.failed,
                 reviewer=score.reviewer,
                 at_ms=score.scored_at_ms,
-                items=[
-                    QaScoreItem(
-                        key=item.key,
-                        points=item.points,
-                        max_points=item.max_points,
-                        weight=item.weight,
-                        fatal=item.fatal,
-                    )
-                    for item in score.items
-                ],
+                items=QaScoreItem.all_of(score.items),
             )
             for score in scores
         ],

@@ -265,14 +265,5 @@ async def save_score(ctx: Ctx, user: Reviewer, body: ScoreIn) -> ScoreOut:
         failed=stored.failed,
         reviewer=stored.reviewer,
         at_ms=stored.scored_at_ms,
-        items=[
-            QaScoreItem(
-                key=item.key,
-                points=item.points,
-                max_points=item.max_points,
-                weight=item.weight,
-                fatal=item.fatal,
-            )
-            for item in stored.items
-        ],
+        items=QaScoreItem.all_of(stored.items),
     )
