@@ -6,6 +6,7 @@ up again.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import wave
 from collections.abc import Callable
@@ -337,6 +338,22 @@ async def test_playback_verifies_the_checksum_and_is_audited(
         True,
         END + 10,
     )
+
+
+async def test_a_seeking_player_is_not_rehashed_but_a_change_after_a_good_play_is_caught(
+    index: RecordingIndex, recorded: Callable[..., CallRecord]
+) -> None:
+    record = recorded("c1")
+    assert record.recording is not None
+    await index.index(record, 30, END)
+    for n in range(3):  # a player's first request and two seeks
+        await index.open_for_playback("c1", "qa.li", now_ms=END + n)
+    assert index.hashes == 1
+    await asyncio.sleep(0.02)  # file times move in the kernel's clock ticks, a few ms each
+    flip_last_bit(record.recording)  # rewritten in place: its change time moves on
+    with pytest.raises(ChecksumMismatch):
+        await index.open_for_playback("c1", "qa.li", now_ms=END + 10)
+    assert index.hashes == 2
 
 
 async def test_a_file_changed_on_disk_is_a_checksum_mismatch_audited_as_refused(
