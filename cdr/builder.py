@@ -54,7 +54,7 @@ Semantics:
   transferred, not interrupted).
 - ``wrap_up_ms``: from the agent entering ``wrap_up`` to leaving it (or to the
   last event known if it has not left); None without a wrap-up.
-- ``disposition``/``callback_at_ms`` from the last ``DispositionSet``;
+- ``disposition``/``disposition_note``/``callback_at_ms`` from the last ``DispositionSet``;
   ``recording`` from the last ``RecordingClosed``, ``recording_error`` from
   the last ``RecordingFailed``.
 - ``effective``: bridged, outcome answered or transferred, and the rule's
@@ -430,6 +430,7 @@ def _record(
         media_timeout_leg=facts.media_timeout.leg if facts.media_timeout is not None else None,
         wrap_up_ms=_wrap_up_ms(facts),
         disposition=disposition,
+        disposition_note=facts.disposition.note if facts.disposition is not None else "",
         callback_at_ms=facts.disposition.callback_at_ms if facts.disposition else None,
         effective=effective,
         effective_rule=rule.ref,

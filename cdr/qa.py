@@ -39,6 +39,7 @@ from .tables import CdrRow
 
 _KEY = re.compile(r"[a-z][a-z0-9_]*")
 MAX_NAME = 64  # qa_scores.scorecard
+COMMENT_MAX = 2000  # a reviewer's remarks on one call
 _CARD_KEYS = frozenset({"name", "version", "title", "items"})
 _ITEM_KEYS = frozenset({"key", "label", "weight", "max_points", "fatal", "description"})
 
@@ -310,6 +311,7 @@ class StoredScore:
     failed: bool
     items: tuple[ItemScore, ...]
     scored_at_ms: int
+    comment: str = ""
 
 
 def _items_json(result: QaResult) -> list[dict[str, Any]]:
@@ -345,6 +347,7 @@ def _stored(row: QaScoreRow) -> StoredScore:
             for item in row.items
         ),
         scored_at_ms=row.scored_at_ms,
+        comment=row.comment,
     )
 
 
@@ -356,11 +359,20 @@ class QaStore:
         self._audit = audit
 
     async def save(
-        self, call_id: str, card: Scorecard, result: QaResult, reviewer: str, now_ms: int
+        self,
+        call_id: str,
+        card: Scorecard,
+        result: QaResult,
+        reviewer: str,
+        now_ms: int,
+        *,
+        comment: str = "",
     ) -> StoredScore:
         """Store one reviewer's score of a call; a call without a CDR is refused (and audited)."""
         if not 0 < len(reviewer) <= WHO_LENGTH:
             raise QaError(f"a score needs the reviewer who gave it (1 to {WHO_LENGTH} characters)")
+        if len(comment) > COMMENT_MAX:
+            raise QaError(f"a comment is at most {COMMENT_MAX} characters, got {len(comment)}")
         keys = [item.key for item in result.items]
         if keys != [item.key for item in card.items]:
             raise AnswersError(f"the result's items {keys} are not those of scorecard {card.ref}")
@@ -389,6 +401,7 @@ class QaStore:
                     failed=result.failed,
                     items=_items_json(result),
                     scored_at_ms=now_ms,
+                    comment=comment,
                 )
                 session.add(row)
                 await session.flush()

@@ -89,6 +89,7 @@ class CallRecord:
 
     wrap_up_ms: int | None = None
     disposition: str | None = None
+    disposition_note: str = ""  # what the agent wrote with the disposition
     callback_at_ms: int | None = None
 
     effective: bool = False

@@ -108,6 +108,7 @@ class QaScoreRow(CdrBase):
     failed: Mapped[bool] = mapped_column(Boolean)
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     scored_at_ms: Mapped[int] = mapped_column(BigInteger)
+    comment: Mapped[str] = mapped_column(Text, server_default="")
 
 
 class AuditRow(CdrBase):

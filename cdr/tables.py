@@ -115,6 +115,7 @@ class CdrRow(CdrBase):
 
     wrap_up_ms: Mapped[int | None] = mapped_column(BigInteger)
     disposition: Mapped[str | None] = mapped_column(String(DISPOSITION_LENGTH))
+    disposition_note: Mapped[str] = mapped_column(Text, server_default="")
     callback_at_ms: Mapped[int | None] = mapped_column(BigInteger)
 
     effective: Mapped[bool] = mapped_column(Boolean)

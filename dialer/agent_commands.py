@@ -63,7 +63,9 @@ class AgentCommands:
             return Reply({**self._state(runner, agent).data, "call_id": runner.hang_up(agent)})
         elif command.name is CommandName.DISPOSITION:
             assert command.code is not None
-            await runner.disposition(agent, command.code, callback_at=command.callback_at)
+            await runner.disposition(
+                agent, command.code, callback_at=command.callback_at, note=command.note
+            )
         return self._state(runner, agent)
 
     def _campaign_for(self, agent: str) -> CampaignRunner:

@@ -318,6 +318,9 @@ class CallTransferred(CallEvent):
     to_agent: str
 
 
+DISPOSITION_NOTE_MAX = 1000
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DispositionSet(CallEvent):
     """The agent's result for the call (in wrap-up); ``callback_at_ms`` for a callback."""
@@ -326,6 +329,7 @@ class DispositionSet(CallEvent):
     agent: str
     code: str
     callback_at_ms: int | None = None
+    note: str = ""  # the agent's free text, at most DISPOSITION_NOTE_MAX characters
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

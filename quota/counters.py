@@ -302,10 +302,10 @@ class QuotaCounters:
         return self.progress(agent, day)
 
     def request_exemption(
-        self, agent: str, day: date, requested_at: datetime, approved_by: str
+        self, agent: str, day: date, requested_at: datetime, approved_by: str, reason: str = ""
     ) -> QuotaProgress:
         """Approve an exempt day (ExemptionRefusedError with the reason otherwise)."""
-        self._exemptions.request_exemption(agent, day, requested_at, approved_by)
+        self._exemptions.request_exemption(agent, day, requested_at, approved_by, reason)
         return self.progress(agent, day)
 
     # -- counting -------------------------------------------------------------
@@ -481,6 +481,7 @@ class QuotaCounters:
                     "day": e.day.isoformat(),
                     "requested_at": e.requested_at.isoformat(),
                     "approved_by": e.approved_by,
+                    "reason": e.reason,
                 }
                 for e in self._exemptions
             ],
@@ -504,6 +505,7 @@ class QuotaCounters:
                     date.fromisoformat(e["day"]),
                     datetime.fromisoformat(e["requested_at"]),
                     e["approved_by"],
+                    e.get("reason", ""),  # states written before reasons were kept have none
                 )
                 for e in state["exemptions"]
             ]

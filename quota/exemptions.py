@@ -36,6 +36,7 @@ class Exemption:
     day: date
     requested_at: datetime  # aware
     approved_by: str
+    reason: str = ""  # why the day is exempt (sick leave, training), as the request gave it
 
 
 class ExemptionBook:
@@ -48,7 +49,7 @@ class ExemptionBook:
             self._by_key.setdefault((exemption.agent, exemption.day), exemption)
 
     def request_exemption(
-        self, agent: str, day: date, requested_at: datetime, approved_by: str
+        self, agent: str, day: date, requested_at: datetime, approved_by: str, reason: str = ""
     ) -> Exemption:
         """Approve ``day`` for ``agent`` or raise ExemptionRefusedError with the reason."""
         if requested_at.tzinfo is None:
@@ -84,7 +85,7 @@ class ExemptionBook:
                 f"agent {agent}: the limit is {assessment.exempt_days_per_month} exempt days "
                 f"a month and {month} already has {len(taken)} ({days})"
             )
-        exemption = Exemption(agent, day, requested_at, approved_by.strip())
+        exemption = Exemption(agent, day, requested_at, approved_by.strip(), reason.strip())
         self._by_key[(agent, day)] = exemption
         return exemption
 

@@ -159,6 +159,7 @@ class QaScoreView(BaseModel):
     reviewer: str
     at_ms: int
     items: list[QaScoreItem]
+    comment: str
 
 
 class CdrDetail(Cdr):
@@ -450,6 +451,7 @@ async def get_cdr(ctx: Ctx, user: CurrentUser, call_id: str) -> CdrDetail:
                 reviewer=score.reviewer,
                 at_ms=score.scored_at_ms,
                 items=QaScoreItem.all_of(score.items),
+                comment=score.comment,
             )
             for score in scores
         ],

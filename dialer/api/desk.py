@@ -36,6 +36,7 @@ from dialer.calls.manager import Dial
 from dialer.config import Config
 from dialer.dialing.runner import CampaignRunner, FloorAgent
 from dialer.events import (
+    DISPOSITION_NOTE_MAX,
     AgentStateChanged,
     CallAssigned,
     CallBridged,
@@ -327,6 +328,7 @@ class DispositionBody(BaseModel):
     code: str = Field(min_length=1, max_length=64)
     callback_at: datetime | None = None
     callback_anyone: bool = False
+    note: str = Field(default="", max_length=DISPOSITION_NOTE_MAX, description="goes to the CDR")
 
 
 class DialBody(BaseModel):
@@ -552,7 +554,11 @@ async def post_disposition(body: DispositionBody, user: Agent, ctx: Context) -> 
     async def dispose(agent: str) -> None:
         runner, _ = signed_in(ctx.floor.runners, agent)
         await runner.disposition(
-            agent, body.code, callback_at=at, callback_anyone=body.callback_anyone
+            agent,
+            body.code,
+            callback_at=at,
+            callback_anyone=body.callback_anyone,
+            note=body.note,
         )
 
     return await _act(ctx, user, dispose)

@@ -21,8 +21,15 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from cdr.audit import AuditAction
-from cdr.qa import AnswersError, Scorecard, ScorecardError, UnknownCallError, sample, score
+from cdr.qa import (
+    COMMENT_MAX,
+    AnswersError,
+    Scorecard,
+    ScorecardError,
+    UnknownCallError,
+    sample,
+    score,
+)
 from cdr.tables import CdrRow
 from dialer.api.auth import Role, User, require
 from dialer.api.cdrs import Day, QaScoreItem
@@ -65,7 +72,6 @@ register(
 router = APIRouter(prefix="/api/v1", tags=["qa"])
 
 SCORECARDS_DIR: Final = Path(__file__).resolve().parents[2] / "deploy" / "qa"
-MAX_COMMENT: Final = 2000
 
 
 def load_scorecards(directory: Path = SCORECARDS_DIR) -> list[Scorecard]:
@@ -113,7 +119,7 @@ class ScoreIn(BaseModel):
     call_id: str = Field(min_length=1, max_length=64)
     scorecard: str = Field(min_length=1, max_length=80, description="ref (name@version) or name")
     answers: dict[str, float] = Field(description="points per item key")
-    comment: str | None = Field(default=None, max_length=MAX_COMMENT)
+    comment: str = Field(default="", max_length=COMMENT_MAX)
 
 
 class ScoreOut(BaseModel):
@@ -124,6 +130,7 @@ class ScoreOut(BaseModel):
     reviewer: str
     at_ms: int
     items: list[QaScoreItem]
+    comment: str
 
 
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -245,19 +252,11 @@ async def save_score(ctx: Ctx, user: Reviewer, body: ScoreIn) -> ScoreOut:
         ) from None
     now = ctx.now_ms()
     try:
-        stored = await ctx.qa.save(body.call_id, card, result, user.username, now)
+        stored = await ctx.qa.save(
+            body.call_id, card, result, user.username, now, comment=body.comment.strip()
+        )
     except UnknownCallError:
         raise ApiError(404, "not_found", "qa.unknown_call", call_id=body.call_id) from None
-    if body.comment and body.comment.strip():
-        # QaStore keeps no comments: the audit trail does, beside the score.
-        await ctx.audit.write(
-            user.username,
-            AuditAction.SCORE,
-            body.call_id,
-            f"comment on {card.ref} score {stored.id}: {body.comment.strip()}",
-            True,
-            now,
-        )
     return ScoreOut(
         call_id=stored.call_id,
         scorecard=card.ref,
@@ -266,4 +265,5 @@ async def save_score(ctx: Ctx, user: Reviewer, body: ScoreIn) -> ScoreOut:
         reviewer=stored.reviewer,
         at_ms=stored.scored_at_ms,
         items=QaScoreItem.all_of(stored.items),
+        comment=stored.comment,
     )

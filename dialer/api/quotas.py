@@ -7,8 +7,8 @@ teams, the floor). An exempt day follows the seeds' rule (up to two a month,
 asked before 9:00 on the day, ``quota.exemptions``): an agent may take its
 own, a supervisor or an admin grants one to anybody; a refusal says why. An
 approved day is written to the quota state at once and published like any
-other change of the agent's day. Its reason is returned and logged; the quota
-state keeps who approved it and when, but has no field for the reason yet.
+other change of the agent's day. The quota state keeps who approved it, when,
+and why.
 """
 
 from __future__ import annotations
@@ -175,7 +175,9 @@ async def exempt_day(ctx: Ctx, user: Worker, body: ExemptionIn) -> ExemptionOut:
     asked_at = datetime.fromtimestamp(ctx.now_ms() / 1000, UTC)
     approver = user.username if user.role is not Role.AGENT else f"{user.username} (own day)"
     try:
-        changed = quotas.counters.request_exemption(who, body.day, asked_at, approver)
+        changed = quotas.counters.request_exemption(
+            who, body.day, asked_at, approver, body.reason
+        )
     except ExemptionRefusedError as exc:
         raise ApiError(
             409, "exemption_refused", "quota.exemption_refused", [exc.reason], reason=exc.reason
@@ -191,7 +193,7 @@ async def exempt_day(ctx: Ctx, user: Worker, body: ExemptionIn) -> ExemptionOut:
     return ExemptionOut(
         agent=who,
         day=body.day,
-        reason=body.reason,
+        reason=exemption.reason,
         approved_by=exemption.approved_by,
         requested_at=exemption.requested_at,
         progress=quota_body(changed, user.locale),

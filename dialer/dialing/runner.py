@@ -58,6 +58,7 @@ from dialer.dialing.pacing import (
     PacingSettings,
 )
 from dialer.events import (
+    DISPOSITION_NOTE_MAX,
     AgentStateChanged,
     CallAnswered,
     CallAssigned,
@@ -520,13 +521,19 @@ class CampaignRunner:
         *,
         callback_at: datetime | None = None,
         callback_anyone: bool = False,
+        note: str = "",
     ) -> None:
         """The agent's result for the call just ended; ends wrap-up, recycles the lead.
 
         A callback disposition needs ``callback_at`` (the time agreed with the
         customer) and goes back to this agent unless ``callback_anyone``; a
         do-not-call disposition puts the number on the campaign's list.
+        ``note`` is the agent's free text; it goes to the CDR.
         """
+        if len(note) > DISPOSITION_NOTE_MAX:
+            raise ValueError(
+                f"a disposition note is at most {DISPOSITION_NOTE_MAX} characters, got {len(note)}"
+            )
         lead = self._pending.get(agent_id)
         if lead is None:
             raise ValueError(f"agent {agent_id} has no answered call waiting for a disposition")
@@ -552,6 +559,7 @@ class CampaignRunner:
                 callback_at_ms=(
                     int(callback_at.timestamp() * 1000) if callback_at is not None else None
                 ),
+                note=note,
             )
         )
         callback = None

@@ -33,10 +33,11 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from dialer.events import DISPOSITION_NOTE_MAX
 from metrics.mqtt.topics import segment_problems
 
 COMMAND_SCHEMA = 1
-MAX_COMMAND_BYTES = 4096
+MAX_COMMAND_BYTES = 8192  # a disposition note of 1000 Chinese characters is 3000 bytes
 MAX_ID = 128
 MAX_TEXT = 64
 # E.164 is at most 15 digits; a few more leave room for national prefixes.
@@ -74,6 +75,7 @@ class Command:
     number: str | None = None  # dial
     code: str | None = None  # disposition
     callback_at: datetime | None = None  # disposition, always zone-aware
+    note: str = ""  # disposition, the agent's free text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +125,14 @@ def _callback_at(value: object) -> str | None:
     return None
 
 
+def _note(value: object) -> str | None:
+    if not isinstance(value, str):
+        return f"note must be a string, not {_kind(value)}"
+    if len(value) > DISPOSITION_NOTE_MAX:
+        return f"note is {len(value)} characters (at most {DISPOSITION_NOTE_MAX})"
+    return None
+
+
 _Check = Callable[[object], "str | None"]
 
 # Per command: required fields and optional fields, each with its check.
@@ -134,7 +144,7 @@ _FIELDS: Mapping[CommandName, tuple[Mapping[str, _Check], Mapping[str, _Check]]]
     CommandName.HANG_UP: ({}, {}),
     CommandName.DISPOSITION: (
         {"code": lambda v: _text(v, "code")},
-        {"callback_at": _callback_at},
+        {"callback_at": _callback_at, "note": _note},
     ),
 }
 
@@ -254,6 +264,7 @@ def parse_command(
         number=body.get("number"),
         code=body.get("code"),
         callback_at=datetime.fromisoformat(callback) if isinstance(callback, str) else None,
+        note=body.get("note", ""),
     )
 
 

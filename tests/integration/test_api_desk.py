@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support import settled
 
 from cdr.effective import DEFAULT_RULE, EffectiveRule
 from dialer.agents.state import AgentPolicy
@@ -235,6 +236,11 @@ async def test_an_agent_takes_a_call_on_the_http_desk(tmp_path: Path) -> None:
                 start = await live.wait("quota", lambda d: True)
                 assert item(start, "effective_calls")["done"] == 0
 
+                # The supervisor holds the campaign: the ready agent gets no call until resumed.
+                boss_auth = {"Authorization": f"Bearer {boss.json()['token']}"}
+                held = await client.post("/api/v1/campaigns/c1/pause", headers=boss_auth)
+                assert held.status_code == 200, held.text
+                assert held.json()["state"] == "paused"
                 desk = (await client.post("/api/v1/desk/sign-in", json={})).json()
                 assert desk["campaign"] == "c1"
                 assert [r["code"] for r in desk["pause_reasons"]] == [
@@ -250,11 +256,6 @@ async def test_an_agent_takes_a_call_on_the_http_desk(tmp_path: Path) -> None:
                 assert paused.json()["error"]["message"] == (
                     "Choose a pause reason: break, toilet, training, meeting."
                 )
-                # The supervisor holds the campaign: the ready agent gets no call until resumed.
-                boss_auth = {"Authorization": f"Bearer {boss.json()['token']}"}
-                held = await client.post("/api/v1/campaigns/c1/pause", headers=boss_auth)
-                assert held.status_code == 200, held.text
-                assert held.json()["state"] == "paused"
                 ready = await client.post("/api/v1/desk/state", json={"state": "ready"})
                 assert ready.status_code == 200, ready.text
                 await asyncio.sleep(1.5)
@@ -295,7 +296,15 @@ async def test_an_agent_takes_a_call_on_the_http_desk(tmp_path: Path) -> None:
 
                 no_time = await client.post("/api/v1/desk/disposition", json={"code": "callback"})
                 assert no_time.status_code == 422
-                done = await client.post("/api/v1/desk/disposition", json={"code": "sale"})
+                too_long = await client.post(
+                    "/api/v1/desk/disposition", json={"code": "sale", "note": "x" * 1001}
+                )
+                assert too_long.status_code == 422
+                assert too_long.json()["error"]["details"][0].startswith("note: ")
+                note = "客户要求下周再联系"
+                done = await client.post(
+                    "/api/v1/desk/disposition", json={"code": "sale", "note": note}
+                )
                 assert done.status_code == 200, done.text
                 assert done.json()["state"] == "ready"
                 assert done.json()["current_call"] is None
@@ -310,6 +319,10 @@ async def test_an_agent_takes_a_call_on_the_http_desk(tmp_path: Path) -> None:
                 out = (await client.post("/api/v1/desk/sign-out")).json()
                 assert out["state"] == "signed_out"
                 await live.wait("desk", lambda d: d["state"] == "signed_out")
+                await settled(floor)
+                cdr = await floor.api.cdrs.get(call["call_id"])
+                assert cdr is not None
+                assert (cdr.disposition, cdr.disposition_note) == ("sale", note)
                 for task in (reading, watching):
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -116,7 +116,7 @@ async def test_exempt_days_follow_the_seeds_rules(api: Api) -> None:
     own = await ask("agent1", "a1", "2026-05-04")  # before 09:00 on the day
     assert own.status_code == 201, own.text
     body = own.json()
-    assert body["approved_by"] == "agent1 (own day)"
+    assert (body["approved_by"], body["reason"]) == ("agent1 (own day)", "培训")
     assert all(item["target"] == 0 for item in body["progress"]["items"])
     assert (await ask("agent1", "a1", "2026-05-04")).status_code == 201  # idempotent
     assert (await ask("boss", "a1", "2026-05-05")).status_code == 201
@@ -131,6 +131,7 @@ async def test_exempt_days_follow_the_seeds_rules(api: Api) -> None:
     assert (await ask("agent1", "a2", "2026-05-04")).status_code == 403
     state = api.ctx.floor.quotas.state_file.read_text(encoding="utf-8")
     assert '"2026-05-05"' in state  # written at once, kept across a restart
+    assert '"reason":"培训"' in state
 
 
 @pytest.mark.parametrize("day", ["2026-13-01", "1900-01-01", "tomorrow"])

@@ -72,6 +72,19 @@ def test_a_disposition_may_carry_a_zoned_callback_instant() -> None:
     assert zulu.callback_at.tzinfo == UTC
 
 
+def test_a_disposition_may_carry_the_agents_note_of_up_to_1000_characters() -> None:
+    note = "客户要求下周再联系" * 111  # 999 characters, 2997 bytes of UTF-8
+    result = parse(payload(command="disposition", code="sale", note=note))
+    assert isinstance(result, Command) and result.note == note
+    plain = parse(payload(command="disposition", code="sale"))
+    assert isinstance(plain, Command) and plain.note == ""
+    long = parse(payload(command="disposition", code="sale", note="x" * 1001))
+    assert isinstance(long, Rejection) and long.code is RejectionCode.INVALID
+    assert long.reason == "note is 1001 characters (at most 1000)"
+    wrong = parse(payload(command="pause", reason="break", note="hi"))
+    assert isinstance(wrong, Rejection) and "field 'note' is not allowed in pause" in wrong.reason
+
+
 def test_an_oversized_payload_is_refused_before_it_is_read() -> None:
     data = payload(command="pause", reason="x" * 40)
     rejection = rejected(data, max_bytes=len(data) - 1)
@@ -210,10 +223,10 @@ def test_missing_extra_or_bad_fields_are_invalid(fields: dict[str, Any], complai
 
 
 def test_every_field_problem_is_listed() -> None:
-    rejection = rejected(payload(command="disposition", callback_at="later", note="n"))
+    rejection = rejected(payload(command="disposition", callback_at="later", memo="n", note=1))
     assert rejection.reason == (
-        "field 'note' is not allowed in disposition; code is missing (required by disposition); "
-        "callback_at 'later' is not an ISO-8601 date and time"
+        "field 'memo' is not allowed in disposition; code is missing (required by disposition); "
+        "callback_at 'later' is not an ISO-8601 date and time; note must be a string, not int"
     )
 
 

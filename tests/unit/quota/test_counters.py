@@ -269,9 +269,18 @@ def test_state_round_trip_through_json_restores_counts_inputs_and_replay_memory(
     counters.set_availability("a1", MONDAY, 0.5)
     tuesday = MONDAY + timedelta(days=1)
     counters.request_exemption(
-        "a1", tuesday, datetime.combine(MONDAY, time(18), tzinfo=SHANGHAI), "lead-1"
+        "a1", tuesday, datetime.combine(MONDAY, time(18), tzinfo=SHANGHAI), "lead-1", "培训 "
     )
     restored = QuotaCounters.from_state(small_policy(), json.loads(json.dumps(counters.state())))
+    [exemption] = restored.exemptions
+    assert (exemption.approved_by, exemption.reason) == ("lead-1", "培训")
+    # A state written before reasons were kept still loads, with no reason.
+    older = counters.state()
+    older["exemptions"] = [
+        {k: v for k, v in e.items() if k != "reason"} for e in older["exemptions"]
+    ]
+    [old] = QuotaCounters.from_state(small_policy(), older).exemptions
+    assert old.reason == "" and old.day == tuesday
     assert restored.day_counts() == counters.day_counts()
     assert restored.progress("a1", MONDAY) == counters.progress("a1", MONDAY)
     assert restored.progress("a1", tuesday).exempt
