@@ -16,9 +16,13 @@ PEERS=(
   "postgresql:initdb"
   "prometheus:prometheus"
   "chromium:chromium"
+  # Chinese text in the pages' screenshots: without a CJK font it renders as boxes.
+  "fonts-wqy-zenhei:/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
 )
 
 have() {
+  # A path proves a package of data files (a font); the rest are commands.
+  case "$1" in /*) [ -e "$1" ]; return ;; esac
   # kamailio and mosquitto live in sbin, initdb in the versioned postgres bin dir.
   command -v "$1" >/dev/null 2>&1 && return 0
   [ -x "/usr/sbin/$1" ] && return 0

@@ -37,6 +37,7 @@ from dialer.api.context import ApiContext
 from dialer.api.messages import negotiate
 from dialer.api.users import TokenRejectedError, UserStore, wall_ms
 from dialer.floor import Floor
+from dialer.web.pages import mount_pages
 
 TITLE = "Telesales dialer API"
 
@@ -89,4 +90,5 @@ def create_app(ctx: ApiContext) -> FastAPI:
     errors.install(app)
     for module in (auth, desk, live, cdrs, recordings, qa, quotas, campaigns, admin, board):
         app.include_router(module.router)
+    mount_pages(app)
     return app

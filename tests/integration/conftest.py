@@ -10,14 +10,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
+from browser_support import SAVED, Browsers, chromium_problem
 from peers.baresip import Baresip
 from peers.kamailio import Kamailio
 from peers.sipp import Sipp
+from playwright.async_api import async_playwright, expect
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO / "scripts" / "install-peers.sh"
@@ -31,6 +34,7 @@ REQUIRED_BINARIES = (
     "mosquitto",
     "prometheus",
     "promtool",
+    "chromium",
 )
 
 
@@ -114,3 +118,45 @@ async def baresip_factory() -> AsyncIterator[Callable[..., Baresip]]:
     yield make
     for phone in reversed(made):
         await phone.stop()
+
+
+# -- the browser tests: Chromium (failing, never skipping, when it is absent) ----------
+
+# The shared 2-core machine is slow at times: what a page shows may take a while.
+expect.set_options(timeout=10_000)
+
+
+@pytest_asyncio.fixture
+async def browsers(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Browsers]:
+    problem = chromium_problem()
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+    async with async_playwright() as playwright:
+        found = Browsers(playwright, tmp_path, request.node.name)
+        try:
+            yield found
+            report = getattr(request.node, "call_report", None)
+            if report is not None and report.failed:
+                for context in found.contexts:  # what each page showed when the test failed
+                    for n, page in enumerate(context.pages):
+                        await found.screenshot(page, f"failed-{n}")
+        finally:
+            await found.close()
+        assert found.page_errors == [], f"script errors on the pages: {found.page_errors}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.call_report = report  # type: ignore[attr-defined]  # read by ``browsers``
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SAVED:
+        terminalreporter.section("browser screenshots")
+        for path in SAVED:
+            terminalreporter.write_line(str(path))
