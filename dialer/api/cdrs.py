@@ -120,6 +120,7 @@ class Cdr(BaseModel):
     talk_ms: int
     effective: bool
     disposition: str | None
+    disposition_note: str
     hangup_by: str | None
     has_recording: bool
     recording_duration_ms: int | None
@@ -287,6 +288,7 @@ def cdr_view(row: RowMapping, role: Role) -> Cdr:
         talk_ms=row["talk_ms"],
         effective=row["effective"],
         disposition=row["disposition"],
+        disposition_note=row["disposition_note"],
         hangup_by=row["hangup_by"],
         has_recording=row["recording_path"] is not None,
         recording_duration_ms=row["recording_duration_ms"],

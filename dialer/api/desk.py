@@ -414,12 +414,9 @@ async def desk_body(ctx: ApiContext, agent: str, locale: str) -> DeskOut:
         pause_reasons=_pause_reasons(ctx, runner, locale),
         dispositions=list(DISPOSITIONS),
         current_call=call,
-        # A lead's answered call waits for its result; a manual dial of a number does not.
+        # An answered call, a lead's or a manual dial's, waits for its result in wrap-up.
         awaiting_disposition=(
-            state is AgentState.WRAP_UP
-            and current is not None
-            and current.lead_id is not None
-            and not current.dispositioned
+            state is AgentState.WRAP_UP and current is not None and not current.dispositioned
         ),
         preview=preview,
     )

@@ -545,6 +545,12 @@ class CampaignRunner:
             disposition=code,
             callback_at=callback_at,
         )  # a bad code or a callback without a time raises here, and nothing changes
+        manual = lead.lead_id not in self.leads  # the stand-in of a manual dial
+        if manual and decision.lead_state is LeadState.CALLBACK:
+            raise ValueError(
+                f"agent {agent_id}: a manual call has no lead to call back; "
+                "schedule the callback on a lead"
+            )
         del self._pending[agent_id]
         call_id = self._pending_call.pop(agent_id, "")
         self.dispositions.append((lead.lead_id, agent_id, code))
@@ -565,7 +571,8 @@ class CampaignRunner:
         callback = None
         if decision.lead_state is LeadState.CALLBACK and callback_at is not None:
             callback = Callback(lead.lead_id, callback_at, None if callback_anyone else agent_id)
-        self._record_decision(lead, decision, callback)
+        if not manual:
+            self._record_decision(lead, decision, callback)
         if decision.lead_state is LeadState.DNC:
             self._dnc_added.add(lead.phone)
             store = self.store
@@ -575,7 +582,8 @@ class CampaignRunner:
                 self._persist(lambda: store.add_dnc(lead.phone, self.campaign_id, reason, now))
         floor = self.agents[agent_id]
         if floor.agent.state is AgentState.WRAP_UP:
-            self._apply(floor, AgentInput.READY)
+            # Wrap-up is over: ready again, or the pause the agent asked for during the call.
+            self._apply(floor, AgentInput.WRAP_UP_DONE)
 
     def _record_decision(
         self, lead: LeadCandidate, decision: Decision, callback: Callback | None = None
@@ -597,6 +605,8 @@ class CampaignRunner:
             if self.agents[agent_id].agent.state is not AgentState.WRAP_UP:
                 del self._pending[agent_id]
                 self._pending_call.pop(agent_id, None)
+                if lead.lead_id not in self.leads:
+                    continue  # a manual dial's stand-in: nothing to recycle
                 self._record_decision(
                     lead, decide(CallOutcome.ANSWERED, lead.attempts, self.wall_now(), self.rules)
                 )
@@ -1092,13 +1102,14 @@ class CampaignRunner:
             return
         floor = self.agents[attempt.agent_id]
         awaits_disposition = (
-            lead is not None
-            and outcome is CallOutcome.ANSWERED
+            outcome is CallOutcome.ANSWERED
             and attempt.bridged
             and self.policy.wrap_up_limit_s > 0
         )
-        if lead is not None and awaits_disposition:
-            self._pending[attempt.agent_id] = lead
+        if awaits_disposition and (lead is not None or attempt.lead_id is None):
+            # A manual dial has no lead: its result goes to the CDR, with nothing to recycle.
+            pending = lead if lead is not None else self._number_only(attempt.number)
+            self._pending[attempt.agent_id] = pending
             self._pending_call[attempt.agent_id] = attempt.call_id
         elif lead is not None:
             self._record_decision(lead, decide(outcome, lead.attempts, self.wall_now(), self.rules))

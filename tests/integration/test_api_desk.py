@@ -402,9 +402,24 @@ async def test_preview_skip_accept_and_a_manual_dial_on_the_http_desk(tmp_path: 
                 after=mark,
             )
             assert manual["current_call"]["lead"] is None  # a number, not a lead
+            # Asked during the call, the pause applies once the call's result is in.
+            asked = await client.post(
+                "/api/v1/desk/state", json={"state": "paused", "reason": "toilet"}
+            )
+            assert asked.status_code == 200, asked.text
             await client.post("/api/v1/desk/hangup")
             after = await live.wait("desk", lambda d: d["state"] == "wrap_up", after=mark)
-            assert after["awaiting_disposition"] is False  # no lead to give a result for
+            assert after["awaiting_disposition"] is True  # a manual call has a result too
+            no_lead = await client.post(
+                "/api/v1/desk/disposition", json={"code": "callback", "callback_at": at}
+            )
+            assert no_lead.status_code == 409
+            assert "no lead to call back" in no_lead.json()["error"]["details"][0]
+            result = await client.post(
+                "/api/v1/desk/disposition", json={"code": "not_interested", "note": "只是问问"}
+            )
+            assert result.status_code == 200, result.text
+            assert (result.json()["state"], result.json()["reason"]) == ("paused", "toilet")
             assert (await client.post("/api/v1/desk/state", json={"state": "ready"})).is_success
             reading.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -35,6 +35,7 @@ pytestmark = pytest.mark.integration
 DESK_AGENT = "agent-1001"
 OTHER_AGENT = "agent-1002"
 MANUAL_NUMBER = "13800138000"
+NOTE = "客户明天上午方便接电话"
 ZH: dict[str, str] = json.loads((STATIC_DIR / "i18n" / "zh-CN.json").read_text(encoding="utf-8"))
 CALL_S = 30_000  # ms: ringing plus 4-6 s of talk, on a loaded machine
 
@@ -116,6 +117,7 @@ async def test_agent_takes_a_call_and_sets_its_result(
     await expect(page.get_by_test_id("callback-fields")).to_be_visible()
     tomorrow = datetime.now() + timedelta(days=1)
     await page.get_by_test_id("callback-at").fill(tomorrow.strftime("%Y-%m-%dT10:30"))
+    await page.get_by_test_id("disposition-note").fill(NOTE)
     await browsers.screenshot(page, "desk-wrap-up")
     await page.get_by_test_id("btn-disposition").click()
     # The result ends the after-call work: the agent is available for the next customer.
@@ -157,7 +159,12 @@ async def test_agent_takes_a_call_and_sets_its_result(
     await expect(state).to_have_attribute("data-state", "talking", timeout=CALL_S)
     await browsers.screenshot(page, "desk-manual-call")
     await page.get_by_test_id("btn-hangup").click()
-    await expect(state).to_have_attribute("data-state", re.compile("^(wrap_up|paused)$"))
+    # A manual call has its result too; then the agent is back on the break it dialed from.
+    await expect(form).to_have_attribute("data-awaiting", "true", timeout=CALL_S)
+    await page.get_by_test_id("disposition-code").select_option("not_interested")
+    await page.get_by_test_id("btn-disposition").click()
+    await expect(form).to_have_attribute("data-awaiting", "false")
+    await expect(state).to_have_attribute("data-state", "paused")
 
     # Done with the after-call work: ready for the campaign's next customer.
     await page.get_by_test_id("btn-ready").click()
@@ -245,6 +252,8 @@ async def test_reviewer_plays_and_scores_the_call(
     cdr = await answer.json()
     assert cdr["qa_score"] == pytest.approx(score)
     assert [s["score"] for s in cdr["qa_scores"]] == [pytest.approx(score)]
+    assert cdr["qa_scores"][0]["comment"] == "浏览器测试评分"
+    assert cdr["disposition_note"] == NOTE  # what the agent wrote in wrap-up
     await expect(row.get_by_test_id("cdr-score")).not_to_have_text("")
 
 

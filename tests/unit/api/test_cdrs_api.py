@@ -112,6 +112,7 @@ async def test_paging_and_total(api: Api) -> None:
         "talk_ms": 0,
         "effective": False,
         "disposition": None,
+        "disposition_note": "",
         "hangup_by": None,
         "has_recording": False,
         "recording_duration_ms": None,

@@ -216,7 +216,7 @@ function wire() {
     event.preventDefault();
     const form = event.currentTarget;
     const code = $("disposition-code").value;
-    const body = { code };
+    const body = { code, note: $("disposition-note").value.trim() };
     if (code === "callback") {
       const local = $("callback-at").value;
       // datetime-local is the agent's wall time; the API wants an instant with its zone.
