@@ -200,7 +200,9 @@ def mqtt_feed(config: Config, floor: Floor) -> MqttFeed:
 
 async def serve(config: Config, duration: float | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    async with running_floor(config) as floor:
+    from dialer.dialing.running import running_campaigns  # it builds on this module
+
+    async with running_floor(config) as floor, running_campaigns(floor):
         log.info("metrics on http://%s:%s/metrics", config.metrics.bind_host, floor.metrics_port)
         if floor.http_port is not None:
             log.info("HTTP API on http://%s:%s/api/docs", config.http.bind_host, floor.http_port)

@@ -16,6 +16,7 @@ from dialer.config import CampaignConfig, Config
 from dialer.dialing.pacing import ROLLING_DAYS, PacingSettings
 from dialer.dialing.runner import CampaignRunner, DialMode, TrunkAddress
 from dialer.media.wav import read_prompt
+from dialer.store.leads import LeadStore
 
 # What an abandoned customer hears (Mandarin, about 3.4 s): "sorry, our agents are busy,
 # we will call you back shortly".
@@ -82,8 +83,14 @@ def abandon_message(campaign: CampaignConfig) -> bytes:
     )
 
 
-def campaign_runner(calls: CallManager, config: Config, campaign: CampaignConfig) -> CampaignRunner:
-    """A runner for one configured campaign over its own trunks."""
+def campaign_runner(
+    calls: CallManager,
+    config: Config,
+    campaign: CampaignConfig,
+    *,
+    store: LeadStore | None = None,
+) -> CampaignRunner:
+    """A runner for one configured campaign over its own trunks (leads claimed in ``store``)."""
     mode = _MODES[campaign.mode]
     predictive = mode is DialMode.PREDICTIVE
     return CampaignRunner(
@@ -109,6 +116,8 @@ def campaign_runner(calls: CallManager, config: Config, campaign: CampaignConfig
         screen_early_media=campaign.screen_early_media,
         pacing=pacing_settings(campaign) if predictive else None,
         abandon_message=abandon_message(campaign) if predictive else b"",
+        store=store,
+        node=config.service.node_name,
     )
 
 
