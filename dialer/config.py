@@ -16,6 +16,7 @@ them all.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -689,6 +690,25 @@ def _references(
         elif name not in known:
             problems.append(f"{key}: unknown {what} {name!r} (known: {', '.join(known) or 'none'})")
         seen.add(name)
+
+
+def campaign_from_table(table: Mapping[str, Any], config: Config) -> CampaignConfig:
+    """A campaign defined at run time (the API), checked as if it were one more
+    ``[[campaigns]]`` table of ``config``: ConfigError lists every problem, each
+    named ``campaign.<setting>``."""
+    problems: list[str] = []
+    campaign = _campaign("campaign", dict(table), config.service.timezone, problems)
+    if campaign is None:
+        raise ConfigError(problems)
+    if any(c.id == campaign.id for c in config.campaigns):
+        raise ConfigError([f"campaign.id: campaign {campaign.id} already exists"])
+    key = f"campaigns[{len(config.campaigns)}]"
+    before = set(validate(config))
+    extended = dataclasses.replace(config, campaigns=(*config.campaigns, campaign))
+    found = [p.replace(key, "campaign") for p in validate(extended) if p not in before]
+    if found:
+        raise ConfigError(found)
+    return campaign
 
 
 def validate(config: Config, facts: FileFacts | None = None) -> list[str]:

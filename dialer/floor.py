@@ -43,6 +43,7 @@ from metrics.sources import EngineSnapshot, RtpFigures, TrunkFigures
 
 if TYPE_CHECKING:
     from dialer.api.context import ApiContext
+    from dialer.dialing.running import Campaigns
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class Floor:
     runners: list[CampaignRunner] = field(default_factory=list)
     http_port: int | None = None  # None: the API is not served
     api: ApiContext | None = None
+    campaigns: Campaigns | None = None  # None: no campaigns are run by the floor itself
 
     def add_runner(self, runner: CampaignRunner) -> None:
         self.runners.append(runner)

@@ -1,7 +1,10 @@
 """Campaigns and their lead lists, for supervisors and admins.
 
-The campaigns are the configured ones; a campaign is ``running`` when a
-campaign runner works it on this node, ``paused`` when a supervisor paused
+The campaigns are the configured ones and those defined at run time
+(``POST /campaigns``: checked like a ``[[campaigns]]`` table of the config,
+every problem listed, kept in the database and started at once on a node
+that runs campaigns, as ``dialer serve`` does). A campaign is ``running``
+when a campaign runner works it on this node, ``paused`` when a supervisor paused
 its dialing there (calls in progress go on, no new ones are placed), and
 ``stopped`` when no runner works it on this node. Today's figures come from
 the CDRs (the same rows the reports read), the leads' states from the lead
@@ -31,7 +34,7 @@ from typing import Annotated, Final, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, File, Request, UploadFile
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Integer, func, select
 from sqlalchemy.sql.functions import coalesce
 
@@ -41,7 +44,7 @@ from dialer.api.auth import Role, User, require
 from dialer.api.context import ApiContext, context
 from dialer.api.errors import ApiError, error_responses
 from dialer.api.messages import register
-from dialer.config import CampaignConfig
+from dialer.config import CampaignConfig, ConfigError
 from dialer.dialing.runner import CampaignRunner
 from dialer.leads.csv_import import ImportReport, RowError, import_leads
 from dialer.store.leads import DuplicatePhoneError, LeadStore
@@ -62,6 +65,18 @@ register(
         "campaign.unknown": {
             "en": "There is no campaign {campaign}.",
             "zh-CN": "没有外呼任务 {campaign}。",
+        },
+        "campaign.invalid": {
+            "en": "The campaign was not created: {count} problem(s).",
+            "zh-CN": "外呼任务未创建：共 {count} 处问题。",
+        },
+        "campaign.exists": {
+            "en": "Campaign {campaign} already exists.",
+            "zh-CN": "外呼任务 {campaign} 已存在。",
+        },
+        "campaign.not_run_here": {
+            "en": "This node does not run campaigns, so none can be created on it.",
+            "zh-CN": "本节点不运行外呼任务，无法在此创建。",
         },
         "campaign.not_running": {
             "en": "Campaign {campaign} is not running on this node: there is nothing to pause or "
@@ -97,6 +112,36 @@ class CampaignOut(BaseModel):
     agents: list[str]
     trunks: list[str]
     signed_in: int = Field(description="agents signed in to it on this node")
+
+
+class CampaignIn(BaseModel):
+    """A campaign's settings, as a ``[[campaigns]]`` table of the config has them."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=64)
+    mode: Literal["manual", "preview", "progressive", "predictive"]
+    name: str | None = Field(default=None, max_length=200)
+    trunks: list[str] = Field(min_length=1, description="names of configured trunks")
+    agents: list[str] = Field(min_length=1, description="ids of configured agents")
+    caller_id: str | None = Field(default=None, max_length=32)
+    timezone: str | None = Field(default=None, max_length=64, description="the leads' zone")
+    windows: dict[str, list[str]] | None = Field(
+        default=None, description='calling windows, e.g. {"mon-fri": ["09:00-12:00"]}'
+    )
+    max_attempts: int | None = None
+    busy_retry_minutes: int | None = None
+    no_answer_retry_minutes: int | None = None
+    unavailable_retry_minutes: int | None = None
+    ring_timeout_s: float | None = None
+    record: bool | None = None
+    record_early_media: bool | None = None
+    effective_rule: str | None = Field(default=None, max_length=64)
+    abandon_cap: float | None = None
+    max_dial_level: float | None = None
+    connect_within_s: float | None = None
+    abandon_lockout_minutes: float | None = None
+    screen_early_media: bool | None = None
+    recording_retention_days: int | None = None
 
 
 class CampaignStats(BaseModel):
@@ -194,6 +239,33 @@ def _running(ctx: ApiContext, campaign_id: str) -> tuple[CampaignConfig, Campaig
     if runner is None:
         raise ApiError(409, "not_running", "campaign.not_running", campaign=campaign_id)
     return campaign, runner
+
+
+@router.post(
+    "/campaigns",
+    status_code=201,
+    response_model=CampaignOut,
+    responses=error_responses(401, 403, 409, 422),
+)
+async def create_campaign(ctx: Ctx, user: Manager, body: CampaignIn) -> CampaignOut:
+    """Define a campaign and start it on this node; it is kept, and run again after a restart."""
+    campaigns = ctx.floor.campaigns
+    if campaigns is None:
+        raise ApiError(409, "not_run_here", "campaign.not_run_here")
+    settings = body.model_dump(exclude_none=True)
+    try:
+        runner = await campaigns.define(settings, user.username)
+    except ConfigError as exc:
+        problems = list(exc.problems)
+        if any(p.startswith("campaign.id: campaign ") and "exists" in p for p in problems):
+            raise ApiError(409, "exists", "campaign.exists", problems, campaign=body.id) from None
+        raise ApiError(
+            422, "invalid_request", "campaign.invalid", problems, count=len(problems)
+        ) from None
+    except StoreError as exc:
+        raise ApiError(409, "exists", "campaign.exists", [str(exc)], campaign=body.id) from None
+    log.info("campaign %s created by %s", runner.campaign_id, user.username)
+    return _out(ctx, _campaign(ctx, runner.campaign_id))
 
 
 @router.post(

@@ -58,6 +58,7 @@ from dialer.store.models import (
     GLOBAL_SCOPE,
     ID_LENGTH,
     Campaign,
+    CampaignDefinition,
     DialAttempt,
     DoNotCall,
     Lead,
@@ -188,6 +189,54 @@ class LeadStore:
                 )
         except IntegrityError as exc:
             raise StoreError(f"campaign {id!r} already exists") from exc
+
+    async def define_campaign(
+        self,
+        id: str,
+        name: str,
+        mode: str,
+        timezone: str,
+        settings: dict[str, Any],
+        *,
+        created_by: str,
+        now: datetime,
+    ) -> None:
+        """Keep a campaign defined at run time; StoreError if ``id`` has a definition.
+
+        The campaign's row is created with it when the campaign is new (a
+        campaign whose leads were imported first keeps its row)."""
+        _require_id(id, "campaign id")
+        zone(timezone)
+        created_at = require_utc_instant(now, "now")
+        try:
+            async with self._db.session() as session, session.begin():
+                if await session.get(Campaign, id) is None:
+                    session.add(
+                        Campaign(
+                            id=id, name=name, mode=mode, timezone=timezone, created_at=created_at
+                        )
+                    )
+                    await session.flush()
+                session.add(
+                    CampaignDefinition(
+                        campaign_id=id,
+                        settings=settings,
+                        created_by=created_by,
+                        created_at=created_at,
+                    )
+                )
+        except IntegrityError as exc:
+            raise StoreError(f"campaign {id!r} is already defined") from exc
+
+    async def campaign_definitions(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every campaign defined at run time, oldest first: (id, settings)."""
+        async with self._db.session() as session:
+            rows = await session.execute(
+                select(CampaignDefinition.campaign_id, CampaignDefinition.settings).order_by(
+                    CampaignDefinition.created_at, CampaignDefinition.campaign_id
+                )
+            )
+            return [(str(campaign), dict(settings)) for campaign, settings in rows.all()]
 
     async def import_report(
         self,

@@ -161,6 +161,17 @@ class Campaign(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class CampaignDefinition(Base):
+    """A campaign defined at run time (over the API): its settings as they were given."""
+
+    __tablename__ = "campaign_definitions"
+
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)  # a [[campaigns]] table, as JSON
+    created_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 _IN_PROGRESS = LeadState.IN_PROGRESS.value
 _CLAIMED = (
     f"state = '{_IN_PROGRESS}' AND claimed_by IS NOT NULL AND claimed_at IS NOT NULL"

@@ -21,6 +21,7 @@ from support import floor_config
 from dialer.api.app import api_context, create_app
 from dialer.api.context import ApiContext
 from dialer.config import AgentConfig, CampaignConfig, Config, PhoneConfig
+from dialer.dialing.running import running_campaigns
 from dialer.floor import running_floor
 
 PASSWORD = "secret"
@@ -57,10 +58,20 @@ class Api:
 
 @contextlib.asynccontextmanager
 async def serving_api(
-    config: Config, users: Users, *, now_ms: Callable[[], int] | None = None
+    config: Config,
+    users: Users,
+    *,
+    now_ms: Callable[[], int] | None = None,
+    run_campaigns: bool = False,
 ) -> AsyncIterator[Api]:
-    """The floor of ``config`` with its API, and a token for each of ``users`` (locale en)."""
-    async with running_floor(config, serve_metrics=False, serve_http=False) as floor:
+    """The floor of ``config`` with its API, and a token for each of ``users`` (locale en);
+    with ``run_campaigns`` the floor runs its campaigns as ``dialer serve`` does."""
+    async with contextlib.AsyncExitStack() as stack:
+        floor = await stack.enter_async_context(
+            running_floor(config, serve_metrics=False, serve_http=False)
+        )
+        if run_campaigns:
+            await stack.enter_async_context(running_campaigns(floor))
         ctx = api_context(floor) if now_ms is None else api_context(floor, now_ms=now_ms)
         tokens = {}
         for username, (role, agent) in users.items():

@@ -97,9 +97,9 @@ async def test_serve_dials_the_imported_list_once_and_a_restart_finds_it_done(
         assert await store.import_report("spring", report, now=datetime.now(UTC)) == LEADS
 
     seen = Seen()
-    async with running_floor(cfg) as floor, running_campaigns(floor) as runners:
+    async with running_floor(cfg) as floor, running_campaigns(floor) as campaigns:
         floor.service.subscribe(seen)
-        [runner] = runners
+        [runner] = campaigns.runners
         assert floor.runners == [runner]
         assert len(runner.leads) == LEADS  # loaded from the database
         await runner.sign_in("a1", Dial(f"sip:a1@{desk.address}", (LOOPBACK, desk.port)))
@@ -125,8 +125,8 @@ async def test_serve_dials_the_imported_list_once_and_a_restart_finds_it_done(
     assert states == {"done": LEADS}
     assert cdrs >= LEADS  # every customer call has its CDR (and the desk leg its own)
 
-    async with running_floor(cfg) as floor, running_campaigns(floor) as runners:
-        [again] = runners
+    async with running_floor(cfg) as floor, running_campaigns(floor) as campaigns:
+        [again] = campaigns.runners
         assert again.leads == {}  # nothing left to dial after a restart
         await asyncio.sleep(0.3)
         assert again.dialed == []

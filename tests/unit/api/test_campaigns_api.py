@@ -15,8 +15,10 @@ from sqlalchemy import func, select
 from cdr.record import CallRecord, Outcome
 from dialer.api.campaigns import row_reports
 from dialer.api.context import ApiContext
-from dialer.config import Config, HttpConfig
+from dialer.config import Config, HttpConfig, TrunkConfig
+from dialer.dialing.running import running_campaigns
 from dialer.dialing.setup import campaign_runner
+from dialer.floor import running_floor
 from dialer.leads.csv_import import RowError
 from dialer.store.models import Lead
 
@@ -239,3 +241,72 @@ async def test_a_chunked_body_is_counted_as_it_arrives(api: Api) -> None:
     )
     assert small.status_code == 422  # not multipart: the route says what is missing
     assert "file" in " ".join(small.json()["error"]["details"])
+
+
+SUMMER = {
+    "id": "summer",
+    "mode": "progressive",
+    "name": "夏季回访",
+    "trunks": ["gw"],
+    "agents": ["a1"],
+    "timezone": "Asia/Shanghai",
+    "windows": {"mon-sun": ["09:00-21:00"]},
+    "ring_timeout_s": 20,
+}
+
+
+def running_config(tmp_path: Path) -> Config:
+    return api_config(tmp_path, campaigns=(), trunks=(TrunkConfig("gw", "127.0.0.1", 5999),))
+
+
+async def test_a_campaign_created_over_the_api_runs_now_and_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    cfg = running_config(tmp_path)
+    async with serving_api(cfg, USERS, run_campaigns=True) as api:
+        bad = await api.client.post(
+            "/api/v1/campaigns",
+            json={**SUMMER, "trunks": ["nope"], "agents": ["a1", "zz"], "ring_timeout_s": 5},
+            headers=api.auth("boss"),
+        )
+        assert bad.status_code == 422, bad.text
+        error = bad.json()["error"]
+        assert (
+            error["message"] == f"The campaign was not created: {len(error['details'])} problem(s)."
+        )
+        joined = "\n".join(error["details"])
+        for key in ("campaign.trunks", "campaign.agents", "campaign.ring_timeout_s"):
+            assert key in joined, error["details"]
+        assert "nope" in joined and "zz" in joined
+        refused = await api.client.post(
+            "/api/v1/campaigns", json=SUMMER, headers=api.auth("agent1")
+        )
+        assert refused.status_code == 403
+        assert api.ctx.floor.runners == []  # nothing half-made
+
+        created = await api.client.post("/api/v1/campaigns", json=SUMMER, headers=api.auth("boss"))
+        assert created.status_code == 201, created.text
+        assert (created.json()["id"], created.json()["state"]) == ("summer", "running")
+        [runner] = api.ctx.floor.runners
+        assert (runner.campaign_id, runner.ring_timeout_s) == ("summer", 20.0)
+        again = await api.client.post("/api/v1/campaigns", json=SUMMER, headers=api.auth("boss"))
+        assert again.status_code == 409
+        assert again.json()["error"]["message"] == "Campaign summer already exists."
+        uploaded = await upload(api, b"phone\n13812345678\n", campaign="summer")
+        assert uploaded.json()["accepted"] == 1
+        assert len(runner.leads) == 1
+    # The definition is kept: the next start of the node runs the campaign again.
+    async with (
+        running_floor(cfg, serve_metrics=False, serve_http=False) as floor,
+        running_campaigns(floor) as campaigns,
+    ):
+        [again_runner] = campaigns.runners
+        assert again_runner.campaign_id == "summer"
+        assert [c.id for c in floor.config.campaigns] == ["summer"]
+        assert len(again_runner.leads) == 1  # its lead, from the database
+
+
+async def test_a_node_that_runs_no_campaigns_creates_none(api: Api) -> None:
+    response = await api.client.post("/api/v1/campaigns", json=SUMMER, headers=api.auth("boss"))
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "not_run_here"
