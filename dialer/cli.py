@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dialer.api.server import ListenError
 from dialer.config import Config, ConfigError, load_config
 from dialer.loop import run
 
@@ -219,7 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         from dialer.floor import serve
 
-        run(serve(config, duration=args.duration))
+        try:
+            run(serve(config, duration=args.duration))
+        except ListenError as exc:
+            print(exc.strerror, file=sys.stderr)
+            return 2
         return 0
     if args.command == "demo":
         from dialer.demo import CustomerMix, run_demo
@@ -246,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     announce=lambda line: print(line, file=sys.stderr, flush=True),
                 )
             )
+        except ListenError as exc:
+            print(exc.strerror, file=sys.stderr)
+            return 2
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return 2

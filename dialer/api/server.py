@@ -38,6 +38,10 @@ class _InLoopServer(uvicorn.Server):
         self.ready.set()
 
 
+class ListenError(OSError):
+    """The API's port cannot be had; the message says which and what to do."""
+
+
 class ApiServer:
     def __init__(self, app: FastAPI, host: str, port: int) -> None:
         self.app = app
@@ -58,9 +62,13 @@ class ApiServer:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.host, self.requested_port))
-        except OSError:
+        except OSError as exc:
             sock.close()
-            raise
+            raise ListenError(
+                exc.errno,
+                f"http: cannot listen on {self.host}:{self.requested_port}: {exc.strerror}; "
+                "choose another port ([http] port, or --http-port for the demo; 0: any free one)",
+            ) from exc
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(

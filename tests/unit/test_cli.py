@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -197,3 +198,18 @@ def test_import_leads_is_all_or_nothing_with_a_row_report(
     assert len(_leads_in(tmp_path / "leads.db")) == 3
     assert main([*base[:-1], "autumn", str(good)]) == 2
     assert "unknown campaign 'autumn' (known: spring)" in capsys.readouterr().err
+
+
+def test_demo_says_which_http_port_is_taken_instead_of_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "dialer.cli", "demo", "--http-port", str(port),
+             "--duration", "2", "--data-dir", str(tmp_path)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert done.returncode == 2
+    assert f"http: cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "Traceback" not in done.stderr
