@@ -280,6 +280,17 @@ class CampaignRunner:
         self.leads = {lead.lead_id: lead for lead in found}
         return len(found)
 
+    async def refresh(self, limit: int = 100_000) -> int:
+        """Take leads added to the store since ``load`` (another import); how many were new.
+
+        Leads this runner already holds keep their state here: it is ahead of
+        the store's until its writes are flushed."""
+        assert self.store is not None, "refresh() needs a store"
+        found = await self.store.candidates(self.campaign_id, self.wall_now(), limit)
+        new = [lead for lead in found if lead.lead_id not in self.leads]
+        self.add_leads(new)
+        return len(new)
+
     def _persist(self, write: Callable[[], Awaitable[object]]) -> None:
         if self.store is None:
             return

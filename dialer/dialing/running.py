@@ -10,7 +10,8 @@ its own CDRs of the rolling window, so a restart forgets no abandon. Agents
 sign in from the desk page or over MQTT; supervisors pause and resume a
 campaign's dialing over the API. On the way out the runners stop dialing,
 their pending writes reach the database and the agents' persistent
-connections are hung up.
+connections are hung up. Leads imported while the node runs are taken in
+every ``LEADS_REFRESH_S``.
 """
 
 from __future__ import annotations
@@ -33,17 +34,21 @@ from dialer.store.models import StoreError
 
 log = logging.getLogger(__name__)
 
+LEADS_REFRESH_S = 30.0  # how soon a lead list imported while running is dialed
+
 
 class Campaigns:
     """The campaigns this node runs; ``define`` adds one while it runs."""
 
-    def __init__(self, floor: Floor) -> None:
+    def __init__(self, floor: Floor, *, refresh_s: float = LEADS_REFRESH_S) -> None:
         self.floor = floor
+        self.refresh_s = refresh_s
         self.runners: list[CampaignRunner] = []
         self._store = LeadStore(floor.database)
         self._cdrs = CdrStore(floor.database.sessionmaker, node=floor.config.service.node_name)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._tasks.append(asyncio.create_task(self._refreshing(), name="campaign-leads"))
 
     async def start(self, campaign: CampaignConfig) -> CampaignRunner:
         now = datetime.now(UTC)
@@ -94,6 +99,21 @@ class Campaigns:
             self._add_to_config(campaign)
             await self.start(campaign)
 
+    async def _refreshing(self) -> None:
+        """Leads imported while the node runs (``dialer import-leads``) join their campaign."""
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.refresh_s)
+                return
+            for runner in list(self.runners):
+                try:
+                    added = await runner.refresh()
+                except Exception:
+                    log.exception("campaign %s: new leads could not be read", runner.campaign_id)
+                    continue
+                if added:
+                    log.info("campaign %s: %d new leads", runner.campaign_id, added)
+
     def _add_to_config(self, campaign: CampaignConfig) -> None:
         config = self.floor.config
         self.floor.config = dataclasses.replace(config, campaigns=(*config.campaigns, campaign))
@@ -111,8 +131,10 @@ class Campaigns:
 
 
 @contextlib.asynccontextmanager
-async def running_campaigns(floor: Floor) -> AsyncIterator[Campaigns]:
-    campaigns = Campaigns(floor)
+async def running_campaigns(
+    floor: Floor, *, refresh_s: float = LEADS_REFRESH_S
+) -> AsyncIterator[Campaigns]:
+    campaigns = Campaigns(floor, refresh_s=refresh_s)
     floor.campaigns = campaigns
     try:
         for campaign in floor.config.campaigns:

@@ -2,7 +2,8 @@
 
 The floor and its campaigns start as ``serve`` starts them; the lead list was
 imported before. An agent signs in, the SIPp customers are dialed through
-the configured trunk and answer; every lead ends done in the database, each
+the configured trunk and answer; a second list imported while the node
+runs is taken in and dialed too; every lead ends done in the database, each
 dialed once. A second start of the same node finds nothing left to dial,
 and leaving hangs up the agent's persistent connection.
 """
@@ -42,6 +43,7 @@ from dialer.store.leads import LeadStore
 pytestmark = pytest.mark.integration
 
 LEADS = 6
+LATE = 2  # imported while the node runs
 
 
 def config(tmp_path: Path, trunk_port: int) -> Config:
@@ -74,7 +76,7 @@ async def test_serve_dials_the_imported_list_once_and_a_restart_finds_it_done(
         "uas_answer_hangup.xml",
         rtp_file=write_ulaw(tmp_path / "customer.ul", tone(CUSTOMER_HZ, 2)),
         duration_ms=300,
-        calls=LEADS,
+        calls=LEADS + LATE,
         timeout=120,
     )
     desk = sipp_factory(
@@ -97,7 +99,10 @@ async def test_serve_dials_the_imported_list_once_and_a_restart_finds_it_done(
         assert await store.import_report("spring", report, now=datetime.now(UTC)) == LEADS
 
     seen = Seen()
-    async with running_floor(cfg) as floor, running_campaigns(floor) as campaigns:
+    async with (
+        running_floor(cfg) as floor,
+        running_campaigns(floor, refresh_s=0.5) as campaigns,
+    ):
         floor.service.subscribe(seen)
         [runner] = campaigns.runners
         assert floor.runners == [runner]
@@ -106,6 +111,21 @@ async def test_serve_dials_the_imported_list_once_and_a_restart_finds_it_done(
         await until(
             seen,
             lambda: all(lead.state is LeadState.DONE for lead in runner.leads.values()),
+            60,
+        )
+        # A list imported while the node runs (as `dialer import-leads` does) is dialed too.
+        late = ["电话", *(f"1370000{n:04d}" for n in range(LEADS, LEADS + LATE))]
+        late_report = import_leads(("\r\n".join(late) + "\r\n").encode())
+        imported = await LeadStore(floor.database).import_report(
+            "spring", late_report, now=datetime.now(UTC)
+        )
+        assert imported == LATE
+        await until(
+            seen,
+            lambda: (
+                len(runner.leads) == LEADS + LATE
+                and all(lead.state is LeadState.DONE for lead in runner.leads.values())
+            ),
             60,
         )
         leg = runner.agents["a1"].leg
@@ -121,9 +141,9 @@ async def test_serve_dials_the_imported_list_once_and_a_restart_finds_it_done(
         states = {str(state): int(count) for state, count in grouped.all()}
         cdrs = (await session.execute(text("SELECT count(*) FROM cdrs"))).scalar_one()
     assert set(Counter(lead for (lead,) in attempts).values()) == {1}
-    assert len(attempts) == LEADS
-    assert states == {"done": LEADS}
-    assert cdrs >= LEADS  # every customer call has its CDR (and the desk leg its own)
+    assert len(attempts) == LEADS + LATE
+    assert states == {"done": LEADS + LATE}
+    assert cdrs >= LEADS + LATE  # every customer call has its CDR (and the desk leg its own)
 
     async with running_floor(cfg) as floor, running_campaigns(floor) as campaigns:
         [again] = campaigns.runners
