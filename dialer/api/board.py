@@ -10,6 +10,7 @@ event carries the same body.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from typing import Annotated
 
@@ -20,6 +21,7 @@ from dialer.api.auth import Role, User, require
 from dialer.api.campaigns import abandon_rate, calls_today
 from dialer.api.context import ApiContext, context
 from dialer.api.errors import error_responses
+from dialer.api.scope import team_agents
 from dialer.dialing.runner import FloorAgent
 
 __all__ = ["AgentTile", "CampaignTile", "FloorBoard", "TeamQuota", "floor_board", "router"]
@@ -61,10 +63,13 @@ class FloorBoard(BaseModel):
     quota_by_team: list[TeamQuota]
 
 
-async def floor_board(ctx: ApiContext) -> FloorBoard:
-    """The wallboard's body as the floor stands now."""
+async def floor_board(ctx: ApiContext, user: User | None = None) -> FloorBoard:
+    """The wallboard's body as the floor stands now (a team lead's: its team's agents)."""
     floor = ctx.floor
     config = floor.config
+    team = team_agents(ctx, user) if user is not None else None
+    if team is not None:
+        config = dataclasses.replace(config, agents=tuple(a for a in config.agents if a.id in team))
     working: dict[str, tuple[str, FloorAgent]] = {}
     for runner in floor.runners:
         for agent_id, signed_in in runner.agents.items():
@@ -140,4 +145,4 @@ Manager = Annotated[User, Depends(require(Role.SUPERVISOR, Role.ADMIN))]
 @router.get("/floor", response_model=FloorBoard, responses=error_responses(401, 403))
 async def get_floor(ctx: Ctx, user: Manager) -> FloorBoard:
     """The wallboard: agents by state, calls, abandon rates, quota by team."""
-    return await floor_board(ctx)
+    return await floor_board(ctx, user)

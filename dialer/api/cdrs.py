@@ -43,6 +43,7 @@ from dialer.api.context import ApiContext, context
 from dialer.api.errors import ApiError, error_responses
 from dialer.api.masking import number_for, sees_full_numbers
 from dialer.api.messages import register, text
+from dialer.api.scope import require_in_team, team_agents
 
 __all__ = [
     "Cdr",
@@ -314,6 +315,7 @@ async def readable_row(ctx: ApiContext, user: User, call_id: str) -> RowMapping:
         raise ApiError(404, "not_found", "cdr.not_found", call_id=call_id)
     if mine is not None and row["agent"] != mine:
         raise ApiError(403, "forbidden", "cdr.own_calls_only")
+    require_in_team(ctx, user, row["agent"])
     return row
 
 
@@ -333,6 +335,11 @@ async def search_cdrs(
     """Calls matching every filter given, newest first."""
     filters.agent = scope_agent(user, filters.agent)
     conditions = filters.conditions(ctx.floor.config.service.timezone)
+    team = team_agents(ctx, user)
+    if team is not None:
+        if filters.agent is not None:
+            require_in_team(ctx, user, filters.agent)
+        conditions.append(CDRS.c.agent.in_(sorted(team)))
     page = (
         select(CDRS)
         .where(*conditions)
@@ -362,7 +369,9 @@ class _Spool:
         self.file.close()
 
 
-async def _records(ctx: ApiContext, filters: CdrFilters) -> AsyncIterator[CallRecord]:
+async def _records(
+    ctx: ApiContext, filters: CdrFilters, team: frozenset[str] | None = None
+) -> AsyncIterator[CallRecord]:
     start, end = filters.bounds_ms(ctx.floor.config.service.timezone)
     found = ctx.cdrs.search(
         start,
@@ -376,6 +385,8 @@ async def _records(ctx: ApiContext, filters: CdrFilters) -> AsyncIterator[CallRe
     top = None if filters.max_talk_s is None else filters.max_talk_s * 1000
     try:
         async for record in found:
+            if team is not None and record.agent not in team:
+                continue  # a team lead's export holds the team's calls only
             if top is None or record.talk_ms <= top:
                 yield record
     except QueryError:
@@ -412,11 +423,24 @@ async def export_cdrs(
         )
         role = text(f"role.{user.role.value}", user.locale)
         raise ApiError(403, "forbidden", "cdr.export_forbidden", role=role)
+    team = team_agents(ctx, user)
+    if team is not None and filters.agent is not None and filters.agent not in team:
+        await ctx.audit.write(
+            user.username,
+            AuditAction.EXPORT,
+            None,
+            f"refused: agent {filters.agent} is not in team {user.team}",
+            False,
+            ctx.now_ms(),
+        )
+        require_in_team(ctx, user, filters.agent)
     spool = _Spool()
     try:
         write = export_csv if format is ExportFormat.CSV else export_jsonl
         rows = await write(
-            _records(ctx, filters), spool.file, mask_numbers=not sees_full_numbers(user.role)
+            _records(ctx, filters, team),
+            spool.file,
+            mask_numbers=not sees_full_numbers(user.role),
         )
         await ctx.audit.write(
             user.username,

@@ -184,7 +184,7 @@ async def stream(ctx: ApiContext, sub: Subscription) -> AsyncIterator[str]:
             if sub.floor_changed and loop.time() - floor_sent >= FLOOR_INTERVAL_S:
                 sub.floor_changed = False
                 floor_sent = loop.time()
-                yield frame("floor", (await floor_board(ctx)).model_dump_json())
+                yield frame("floor", (await floor_board(ctx, user)).model_dump_json())
     finally:
         hub.unsubscribe(sub)
 

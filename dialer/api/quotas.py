@@ -26,6 +26,7 @@ from dialer.api.context import ApiContext, context
 from dialer.api.desk import QuotaOut, quota_body
 from dialer.api.errors import ApiError, error_responses
 from dialer.api.messages import register
+from dialer.api.scope import require_in_team, team_agents
 from quota.exemptions import ExemptionRefusedError
 from quota.report import day_report
 
@@ -113,6 +114,7 @@ def _agent_for(ctx: ApiContext, user: User, asked: str | None) -> str:
         raise ApiError(422, "invalid_request", "quota.agent_required", ["agent: is required"])
     if asked not in {agent.id for agent in ctx.floor.config.agents}:
         raise ApiError(404, "not_found", "quota.unknown_agent", agent=asked)
+    require_in_team(ctx, user, asked)
     return asked
 
 
@@ -141,6 +143,14 @@ async def report(ctx: Ctx, user: Manager, day: Day) -> ReportOut:
     counters = ctx.floor.quotas.counters
     tz = counters.policy.periods.tz
     built = day_report(counters, day, datetime.fromtimestamp(ctx.now_ms() / 1000, tz))
+    team = team_agents(ctx, user)
+    rows = [
+        row
+        for row in built.rows
+        if team is None  # the floor's report; a team lead's holds its agents and its team
+        or (row.agent is not None and row.agent in team)
+        or (row.agent is None and row.team is not None and row.team == user.team)
+    ]
     return ReportOut(
         day=built.day,
         generated_at=built.generated_at,
@@ -157,7 +167,7 @@ async def report(ctx: Ctx, user: Manager, day: Day) -> ReportOut:
                 attainment=dict(row.attainment),
                 overall=row.overall,
             )
-            for row in built.rows
+            for row in rows
         ],
     )
 
@@ -175,9 +185,7 @@ async def exempt_day(ctx: Ctx, user: Worker, body: ExemptionIn) -> ExemptionOut:
     asked_at = datetime.fromtimestamp(ctx.now_ms() / 1000, UTC)
     approver = user.username if user.role is not Role.AGENT else f"{user.username} (own day)"
     try:
-        changed = quotas.counters.request_exemption(
-            who, body.day, asked_at, approver, body.reason
-        )
+        changed = quotas.counters.request_exemption(who, body.day, asked_at, approver, body.reason)
     except ExemptionRefusedError as exc:
         raise ApiError(
             409, "exemption_refused", "quota.exemption_refused", [exc.reason], reason=exc.reason

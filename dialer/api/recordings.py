@@ -41,10 +41,12 @@ from cdr.recordings import (
 )
 from cdr.review_tables import RecordingStatus
 from dialer.api.auth import Role, User, current_user
+from dialer.api.cdrs import cdr_row
 from dialer.api.context import ApiContext, context
 from dialer.api.errors import ApiError, error_response, error_responses
 from dialer.api.messages import locale_of, register, text
 from dialer.api.peaks import MAX_POINTS, read_peaks
+from dialer.api.scope import require_in_team, team_agents
 from dialer.media.wav import WavError
 
 __all__ = ["ByteRange", "Channels", "PeaksOut", "RangeError", "parse_range", "router"]
@@ -169,6 +171,21 @@ async def _recording(ctx: ApiContext, call_id: str) -> Recording | None:
 
 async def _refuse_agent(ctx: ApiContext, user: User, call_id: str) -> None:
     if user.role in _LISTENERS:
+        if team_agents(ctx, user) is not None:
+            row = await cdr_row(ctx, call_id)
+            agent = row["agent"] if row is not None else None
+            try:
+                require_in_team(ctx, user, agent)
+            except ApiError:
+                await ctx.audit.write(
+                    user.username,
+                    AuditAction.PLAY,
+                    call_id,
+                    f"refused: the call's agent {agent} is not in team {user.team}",
+                    False,
+                    ctx.now_ms(),
+                )
+                raise
         return
     await ctx.audit.write(
         user.username,
@@ -273,6 +290,9 @@ async def recording_peaks(
     """The loudest sample per span of each channel (0..1): the player's two tracks."""
     if user.role not in _LISTENERS:
         raise ApiError(403, "forbidden", "recording.agents_forbidden")
+    if team_agents(ctx, user) is not None:
+        row = await cdr_row(ctx, call_id)
+        require_in_team(ctx, user, row["agent"] if row is not None else None)
     found = await _recording(ctx, call_id)
     if found is None or found.status is RecordingStatus.PURGED:
         raise ApiError(404, "not_found", "recording.missing", call_id=call_id)
