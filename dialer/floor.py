@@ -140,6 +140,7 @@ async def running_floor(
             ):
                 records.listeners.append(metrics.observe_cdr)
                 records.listeners.append(quotas.on_record)
+                records.listening.set()
                 quotas.publishers.append(metrics.observe_quota)
                 async with contextlib.AsyncExitStack() as stack:
                     port: int | None = None

@@ -76,6 +76,8 @@ class CallRecords:
     recovered: list[str] = field(default_factory=list)  # rows closed as interrupted at start
     _repaired: list[RecordingClosed] = field(default_factory=list)
     accepting: bool = False  # the sink has started: events go through, not to a buffer
+    # Set once every listener is attached: recovery's closed records reach them all.
+    listening: asyncio.Event = field(default_factory=asyncio.Event)
     _finishing: asyncio.Event = field(default_factory=asyncio.Event)
 
     def on_event(self, event: Event) -> None:
@@ -125,7 +127,12 @@ class CallRecords:
             await self._finishing.wait()
 
     async def recover(self) -> None:
-        """Close what an earlier run left open and link its repaired recordings; retried."""
+        """Close what an earlier run left open and link its repaired recordings; retried.
+
+        The records it closes go to the listeners like any finished call's
+        (the quota counters would miss them otherwise: their replay of the
+        database may have run before these rows were closed)."""
+        await self.listening.wait()
         while True:
             try:
                 await asyncio.wait_for(self.sink.wait_flushed(), timeout=30)
@@ -144,7 +151,23 @@ class CallRecords:
                 continue
             if self.recovered:
                 log.warning("closed %d calls an earlier run left open", len(self.recovered))
+            await self._tell_listeners(self.recovered)
             return
+
+    async def _tell_listeners(self, call_ids: list[str]) -> None:
+        for call_id in call_ids:
+            try:
+                record = await self.store.get(call_id)
+            except Exception:
+                log.exception("recovered call %s could not be read back", call_id)
+                continue
+            if record is None:
+                continue
+            for listener in self.listeners:
+                try:
+                    listener(record)
+                except Exception:
+                    log.exception("CDR listener failed on recovered call %s", call_id)
 
     async def _link_left_recordings(self) -> None:
         """Recordings a crash left whole (no repair needed) and unlinked: link them too."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from peers.errors import PeerError, PeerMissingError, PeerTimeoutError
 from peers.lifecycle import Lifecycle
-from peers.ports import LOOPBACK, free_port_pair, free_tcp_port, free_udp_tcp_port
+from peers.ports import LOOPBACK, free_port_pair, free_sip_tls_port, free_tcp_port
 from peers.process import ChildProcess
 
 _MODULE_DIRS = (
@@ -152,7 +152,7 @@ class Baresip(Lifecycle):
         self.record = record
         self.register = register
         self.regint = regint
-        self.sip_port = free_udp_tcp_port()
+        self.sip_port = free_sip_tls_port()  # baresip takes the next port for SIP over TLS
         self.ctrl_port = free_tcp_port()
         self.rtp_port = free_port_pair()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None

@@ -53,6 +53,19 @@ def free_udp_tcp_port() -> int:
     raise OSError("no port free for both UDP and TCP on 127.0.0.1")
 
 
+def free_sip_tls_port() -> int:
+    """A port free for UDP and TCP whose successor is free for TCP: baresip listens on
+    SIP over UDP and TCP on it and SIP over TLS on the next one."""
+    for _ in range(_PAIR_ATTEMPTS):
+        port = free_udp_tcp_port()
+        try:
+            with _bound(socket.SOCK_STREAM, port + 1):
+                return port
+        except OSError:
+            continue
+    raise OSError("no port free for UDP and TCP with the next one free for TCP on 127.0.0.1")
+
+
 def free_port_pair() -> int:
     """An even UDP port whose successor is also free: RTP on it, RTCP on +1 (RFC 3550 §11)."""
     for _ in range(_PAIR_ATTEMPTS):
