@@ -11,30 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from dialer.agent_desk import campaign_for, desk_phone, signed_in
 from dialer.agents.state import AgentError
-from dialer.calls.manager import Dial
 from dialer.config import Config
 from dialer.dialing.runner import CampaignRunner
-from dialer.sip.autoanswer import auto_answer_headers
 from dialer.sip.registrar import Registrar
-from dialer.sip.uri import SipUri
 from metrics.mqtt.commands import Command, CommandName, Reply
 
 
 class AgentCommands:
     def __init__(
         self,
-        config: Config,
+        config: Callable[[], Config],
         runners: list[CampaignRunner],
         registrar: Registrar | None,
         now: Callable[[], float],
     ) -> None:
+        self.config = config  # the floor's, now: campaigns defined later are found too
         self.runners = runners  # the floor's list: campaigns started later are found too
         self.registrar = registrar
         self.now = now
-        self._extension = {a.id: a.extension for a in config.agents}
-        self._vendor = {p.extension: p.vendor for p in config.phones}
-        self._campaigns = {c.id: set(c.agents) for c in config.campaigns}
 
     async def __call__(self, command: Command) -> Reply:
         try:
@@ -45,11 +41,13 @@ class AgentCommands:
     async def _carry_out(self, command: Command) -> Reply:
         agent = command.agent
         if command.name is CommandName.SIGN_IN:
-            runner = self._campaign_for(agent)
-            extension = self._extension.get(agent)
-            await runner.sign_in(agent, self._desk_phone(agent, extension), extension=extension)
+            config = self.config()
+            runner = campaign_for(config, self.runners, agent)
+            phone = desk_phone(config, self.registrar, agent, self.now())
+            extension = {a.id: a.extension for a in config.agents}.get(agent)
+            await runner.sign_in(agent, phone, extension=extension)
             return self._state(runner, agent)
-        runner = self._signed_in(agent)
+        runner, _ = signed_in(self.runners, agent)
         if command.name is CommandName.READY:
             runner.ready(agent)
         elif command.name is CommandName.PAUSE:
@@ -67,31 +65,6 @@ class AgentCommands:
                 agent, command.code, callback_at=command.callback_at, note=command.note
             )
         return self._state(runner, agent)
-
-    def _campaign_for(self, agent: str) -> CampaignRunner:
-        for runner in self.runners:
-            if agent in self._campaigns.get(runner.campaign_id, ()):
-                return runner
-        raise ValueError(f"agent {agent} works in no running campaign")
-
-    def _signed_in(self, agent: str) -> CampaignRunner:
-        for runner in self.runners:
-            if agent in runner.agents:
-                return runner
-        raise ValueError(f"agent {agent} is not signed in; send sign_in first")
-
-    def _desk_phone(self, agent: str, extension: str | None) -> Dial:
-        if extension is None:
-            raise ValueError(f"agent {agent} has no desk phone in the configuration")
-        bindings = self.registrar.lookup(extension, self.now()) if self.registrar else ()
-        if not bindings:
-            raise ValueError(f"agent {agent}'s desk phone {extension} is not registered")
-        contact = SipUri.parse(bindings[0].contact)
-        return Dial(
-            bindings[0].contact,
-            (contact.host, contact.port or 5060),
-            extra_headers=auto_answer_headers(self._vendor.get(extension, "generic")),
-        )
 
     @staticmethod
     def _state(runner: CampaignRunner, agent: str) -> Reply:

@@ -195,7 +195,9 @@ def mqtt_feed(config: Config, floor: Floor) -> MqttFeed:
         username=mqtt.username or None,
         password=password,
         tls=tls,
-        handler=AgentCommands(config, floor.runners, floor.service.endpoint.registrar, loop.time),
+        handler=AgentCommands(
+            lambda: floor.config, floor.runners, floor.service.endpoint.registrar, loop.time
+        ),
         secrets=agent_tokens(config),
         client_id=f"dialer-{config.service.node_name}",
     )

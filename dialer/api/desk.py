@@ -2,8 +2,8 @@
 
 Each route acts on the ``CampaignRunner`` the agent works in (the floor's
 ``runners``), through its public methods, as ``dialer.agent_commands`` does
-over MQTT; the shared steps (which campaign, how to ring the desk phone) are
-the functions ``campaign_for`` and ``desk_phone`` here. What the runner
+over MQTT; the steps they share (which campaign, how to ring the desk phone)
+are in ``dialer.agent_desk``. What the runner
 refuses (``ValueError``, ``AgentError``) becomes a 409 (not now: no call to
 hang up, not signed in) or a 422 (never: an unknown pause reason, a bad
 number) with a message in the agent's language and the runner's own words
@@ -26,14 +26,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from dialer.agent_desk import DeskRefusedError, campaign_for, desk_phone, sign_out, signed_in
 from dialer.agents.state import AgentError, AgentState
 from dialer.api.auth import require
 from dialer.api.context import ApiContext, context
 from dialer.api.errors import ApiError, error_responses
 from dialer.api.messages import register, text
 from dialer.api.users import Role, User
-from dialer.calls.manager import Dial
-from dialer.config import Config
 from dialer.dialing.runner import CampaignRunner, FloorAgent
 from dialer.events import (
     DISPOSITION_NOTE_MAX,
@@ -45,9 +44,6 @@ from dialer.events import (
     Event,
 )
 from dialer.leads.phone import InvalidNumber
-from dialer.sip.autoanswer import auto_answer_headers
-from dialer.sip.registrar import Registrar
-from dialer.sip.uri import SipUri
 from dialer.store.leads import LeadStore, UnknownLeadError
 from quota.progress import COUNTS, QuotaProgress
 
@@ -121,64 +117,6 @@ register(
 
 
 # -- the shared steps ------------------------------------------------------------------
-
-
-class DeskRefusedError(ValueError):
-    """A desk action the floor cannot take: ``key`` is the message people read."""
-
-    def __init__(self, key: str, detail: str, **params: object) -> None:
-        super().__init__(detail)
-        self.key = key
-        self.params = params
-
-
-def campaign_for(
-    config: Config, runners: Sequence[CampaignRunner], agent: str, wanted: str | None = None
-) -> CampaignRunner:
-    """The running campaign the agent is configured for (``wanted``, if given)."""
-    configured = {c.id: set(c.agents) for c in config.campaigns}
-    for runner in runners:
-        if agent in configured.get(runner.campaign_id, ()) and wanted in (None, runner.campaign_id):
-            return runner
-    where = f"campaign {wanted}" if wanted else "any running campaign"
-    raise DeskRefusedError("desk.no_campaign", f"agent {agent} is not configured for {where}")
-
-
-def desk_phone(config: Config, registrar: Registrar | None, agent: str, now: float) -> Dial:
-    """How to ring the agent's desk phone: its registered contact, auto-answer headers."""
-    extension = {a.id: a.extension for a in config.agents}.get(agent)
-    if extension is None:
-        raise DeskRefusedError("desk.no_phone", f"agent {agent} has no desk phone", extension="-")
-    bindings = registrar.lookup(extension, now) if registrar is not None else ()
-    if not bindings:
-        raise DeskRefusedError(
-            "desk.no_phone",
-            f"agent {agent}'s desk phone {extension} is not registered",
-            extension=extension,
-        )
-    vendor = {p.extension: p.vendor for p in config.phones}.get(extension, "generic")
-    contact = SipUri.parse(bindings[0].contact)
-    return Dial(
-        bindings[0].contact,
-        (contact.host, contact.port or 5060),
-        extra_headers=auto_answer_headers(vendor),
-    )
-
-
-def signed_in(runners: Sequence[CampaignRunner], agent: str) -> tuple[CampaignRunner, FloorAgent]:
-    for runner in runners:
-        desk = runner.agents.get(agent)
-        if desk is not None and desk.agent.state is not AgentState.SIGNED_OUT:
-            return runner, desk
-    raise DeskRefusedError("desk.not_signed_in", f"agent {agent} is not signed in")
-
-
-def sign_out(runner: CampaignRunner, desk: FloorAgent) -> None:
-    """Sign the agent out and hang up its persistent leg (refused during a call)."""
-    state = desk.agent.state
-    if state in (AgentState.RESERVED, AgentState.TALKING):
-        raise DeskRefusedError("desk.in_call", f"agent {desk.agent.agent_id} is {state.value}")
-    runner.sign_out(desk.agent.agent_id)
 
 
 # -- following the calls ---------------------------------------------------------------
