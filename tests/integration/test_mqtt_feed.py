@@ -18,7 +18,6 @@ the reason, elsewhere.
 from __future__ import annotations
 
 import json
-import os
 import random
 import ssl
 from collections.abc import AsyncIterator
@@ -29,6 +28,7 @@ import pytest
 from mqtt_support import WAIT, WALL_PASSWORD, WALL_USER, Received, subscriber
 from peers.errors import PeerMissingError
 from peers.mosquitto import Mosquitto
+from support import peer_missing
 
 from dialer.events import (
     AgentStateChanged,
@@ -63,9 +63,7 @@ def mosquitto(**options: Any) -> Mosquitto:
     try:
         return Mosquitto(**options)
     except PeerMissingError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(exc), pytrace=False)
-        pytest.skip(str(exc))
+        peer_missing(str(exc))
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ binaries fail the run in CI (CI=true) and skip the PostgreSQL cases elsewhere.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
@@ -20,6 +19,7 @@ import pytest
 from peers.errors import PeerMissingError
 from peers.postgres import PostgresServer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support import peer_missing
 
 from cdr.record import CallRecord, Outcome
 from dialer.store.database import Database
@@ -39,9 +39,7 @@ def postgres() -> Iterator[PostgresServer]:
     try:
         server = PostgresServer()
     except PeerMissingError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required in CI: {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL is not installed: {exc}")
+        peer_missing(f"PostgreSQL is not installed: {exc}")
     # A sync fixture (no loop is running here), so the server outlives every
     # test's event loop; PostgresServer keeps no loop-bound state.
     asyncio.run(server.start())
