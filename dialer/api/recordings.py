@@ -169,23 +169,30 @@ async def _recording(ctx: ApiContext, call_id: str) -> Recording | None:
         return None  # playback refuses it below, and audits why
 
 
+async def _check_team(ctx: ApiContext, user: User, call_id: str, *, audited: bool) -> None:
+    """A team lead listens to its team's calls only (403, written to the audit log if asked)."""
+    if team_agents(ctx, user) is None:
+        return
+    row = await cdr_row(ctx, call_id)
+    agent = row["agent"] if row is not None else None
+    try:
+        require_in_team(ctx, user, agent)
+    except ApiError:
+        if audited:
+            await ctx.audit.write(
+                user.username,
+                AuditAction.PLAY,
+                call_id,
+                f"refused: the call's agent {agent} is not in team {user.team}",
+                False,
+                ctx.now_ms(),
+            )
+        raise
+
+
 async def _refuse_agent(ctx: ApiContext, user: User, call_id: str) -> None:
     if user.role in _LISTENERS:
-        if team_agents(ctx, user) is not None:
-            row = await cdr_row(ctx, call_id)
-            agent = row["agent"] if row is not None else None
-            try:
-                require_in_team(ctx, user, agent)
-            except ApiError:
-                await ctx.audit.write(
-                    user.username,
-                    AuditAction.PLAY,
-                    call_id,
-                    f"refused: the call's agent {agent} is not in team {user.team}",
-                    False,
-                    ctx.now_ms(),
-                )
-                raise
+        await _check_team(ctx, user, call_id, audited=True)
         return
     await ctx.audit.write(
         user.username,
@@ -290,9 +297,7 @@ async def recording_peaks(
     """The loudest sample per span of each channel (0..1): the player's two tracks."""
     if user.role not in _LISTENERS:
         raise ApiError(403, "forbidden", "recording.agents_forbidden")
-    if team_agents(ctx, user) is not None:
-        row = await cdr_row(ctx, call_id)
-        require_in_team(ctx, user, row["agent"] if row is not None else None)
+    await _check_team(ctx, user, call_id, audited=False)  # a summary, not the audio
     found = await _recording(ctx, call_id)
     if found is None or found.status is RecordingStatus.PURGED:
         raise ApiError(404, "not_found", "recording.missing", call_id=call_id)
