@@ -35,6 +35,7 @@ from dialer.api import (
 from dialer.api.body_limit import BodyLimit
 from dialer.api.context import ApiContext
 from dialer.api.messages import negotiate
+from dialer.api.scope import team_in
 from dialer.api.users import TokenRejectedError, UserStore, wall_ms
 from dialer.floor import Floor
 from dialer.web.pages import mount_pages
@@ -48,7 +49,9 @@ def api_context(
     sessions = floor.database.sessionmaker
     audit = AuditLog(sessions)
     tracker = desk.DeskTracker(floor.runners)
-    hub = live.LiveHub(tracker, heartbeat_s=heartbeat_s)
+    hub = live.LiveHub(
+        tracker, heartbeat_s=heartbeat_s, team_of=lambda user: team_in(floor.config, user)
+    )
     floor.service.subscribe(hub.on_event)
     floor.quotas.publishers.append(hub.on_quota)
     return ApiContext(

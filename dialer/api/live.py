@@ -5,8 +5,9 @@ quota publishers' progress, and fans them out to the open connections. Each
 connection has a bounded queue: when a slow reader lets it fill, the oldest
 entries go (and are counted), never the floor's loop. An agent's connection
 carries only that agent's ``desk``, ``quota`` and ``call`` events;
-supervisors and admins get every agent's ``quota`` and ``call`` events and
-the ``floor`` (the wallboard's body, ``dialer.api.board``). A ``desk`` or
+supervisors and admins get the ``quota`` and ``call`` events of every agent
+they see (a team lead: the team's, ``dialer.api.scope``) and the ``floor``
+(the wallboard's body, ``dialer.api.board``). A ``desk`` or
 ``floor`` event is the whole body, rendered when it is sent, so a burst of
 changes costs one render and a dropped one is healed by the next; ``floor``
 is sent at most once every ``FLOOR_INTERVAL_S`` (it reads the database).
@@ -21,7 +22,7 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -57,6 +58,7 @@ _WATCHERS = frozenset({Role.SUPERVISOR, Role.ADMIN})
 @dataclass(eq=False)  # one per connection: compared and hashed by identity
 class Subscription:
     user: User
+    team: frozenset[str] | None = None  # a team lead's agents; None: the whole floor
     queue: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=QUEUE_LIMIT))
     desk_changed: bool = False
     floor_changed: bool = False
@@ -74,6 +76,12 @@ class Subscription:
     def watcher(self) -> bool:
         return self.user.role in _WATCHERS
 
+    def watches(self, agents: set[str] | frozenset[str]) -> bool:
+        """Whether a watcher sees what ``agents`` did (a call no agent took: the floor's)."""
+        if not self.watcher:
+            return False
+        return self.team is None or not self.team.isdisjoint(agents)
+
     def touch_desk(self) -> None:
         self.desk_changed = True
         self.wake.set()
@@ -88,8 +96,15 @@ class Subscription:
 
 
 class LiveHub:
-    def __init__(self, tracker: DeskTracker, *, heartbeat_s: float = HEARTBEAT_S) -> None:
+    def __init__(
+        self,
+        tracker: DeskTracker,
+        *,
+        heartbeat_s: float = HEARTBEAT_S,
+        team_of: Callable[[User], frozenset[str] | None] = lambda _: None,
+    ) -> None:
         self.tracker = tracker
+        self.team_of = team_of  # the agents a team lead sees, asked as each connection opens
         self.heartbeat_s = heartbeat_s
         self.subscriptions: set[Subscription] = set()
         self.dropped = 0  # over every connection, closed ones too
@@ -107,7 +122,7 @@ class LiveHub:
             mine = sub.user.agent_id in agents
             if mine:
                 sub.touch_desk()
-            if call is not None and (mine or sub.watcher):
+            if call is not None and (mine or sub.watches(agents)):
                 sub.put("call", call)
             if sub.watcher and (agents or call is not None):
                 sub.touch_floor()
@@ -115,13 +130,13 @@ class LiveHub:
     def on_quota(self, progress: QuotaProgress) -> None:
         """A quota publisher: one agent-day changed."""
         for sub in self.subscriptions:
-            if sub.user.agent_id == progress.agent or sub.watcher:
+            if sub.user.agent_id == progress.agent or sub.watches({progress.agent}):
                 sub.put("quota", quota_body(progress, sub.user.locale).model_dump_json())
             if sub.watcher:
                 sub.touch_floor()  # the team's quota board moved
 
     def subscribe(self, user: User) -> Subscription:
-        sub = Subscription(user)
+        sub = Subscription(user, self.team_of(user))
         if self.closed:
             sub.close()
         else:

@@ -13,6 +13,7 @@ from dialer.api.auth import Role, User
 from dialer.api.context import ApiContext
 from dialer.api.errors import ApiError
 from dialer.api.messages import register
+from dialer.config import Config
 
 register(
     {
@@ -26,9 +27,14 @@ register(
 
 def team_agents(ctx: ApiContext, user: User) -> frozenset[str] | None:
     """The agents a team lead sees; None for everyone who sees the whole floor."""
+    return team_in(ctx.floor.config, user)
+
+
+def team_in(config: Config, user: User) -> frozenset[str] | None:
+    """``team_agents`` for a floor configured by ``config``."""
     if user.role is not Role.SUPERVISOR or user.team is None:
         return None
-    return frozenset(a.id for a in ctx.floor.config.agents if a.team == user.team)
+    return frozenset(a.id for a in config.agents if a.team == user.team)
 
 
 def require_in_team(ctx: ApiContext, user: User, agent: str | None) -> None:

@@ -80,6 +80,23 @@ def test_quota_progress_goes_to_its_agent_and_watchers_in_their_language() -> No
     assert json.loads(boss.queue[0][1])["items"][0]["label"] == "Effective calls"
 
 
+def test_a_team_lead_gets_the_calls_and_quotas_of_the_team_only() -> None:
+    lead = User(5, "lead", "Lead", Role.SUPERVISOR, "en", None, "t1")
+    teams = {"lead": frozenset({"a1"})}
+    hub = LiveHub(DeskTracker([]), team_of=lambda user: teams.get(user.username))
+    team_lead, manager = hub.subscribe(lead), hub.subscribe(SUPERVISOR)
+    assert (team_lead.team, manager.team) == (frozenset({"a1"}), None)
+    hub.on_event(assigned("call-1", "a1"))
+    hub.on_event(assigned("call-3", "a3"))  # another team's agent
+    hub.on_quota(progress("a1", 1))
+    hub.on_quota(progress("a3", 2))
+    kinds = [(name, json.loads(data).get("call_id") or json.loads(data)["agent_id"])
+             for name, data in team_lead.queue]  # fmt: skip
+    assert kinds == [("call", "call-1"), ("quota", "a1")]
+    assert len(manager.queue) == 4  # a supervisor without a team watches the floor
+    assert team_lead.floor_changed  # the team's wallboard is rendered scoped, on its own
+
+
 def test_a_slow_reader_loses_the_oldest_entries_and_they_are_counted() -> None:
     hub = LiveHub(DeskTracker([]))
     slow = hub.subscribe(SUPERVISOR)

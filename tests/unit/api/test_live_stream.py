@@ -59,3 +59,22 @@ async def test_an_idle_stream_sends_heartbeats_and_ends_when_the_hub_closes(
         assert [frame async for frame in idle] == []
         assert [frame async for frame in frames] == []
         assert ctx.live.subscriptions == set()  # both streams let go of their queues
+
+
+async def test_a_team_leads_stream_is_scoped_to_the_team_the_floor_configures(
+    tmp_path: Path,
+) -> None:
+    config = config_for(tmp_path)
+    config = dataclasses.replace(
+        config,
+        phones=(*config.phones, PhoneConfig("1002", "desk-1002")),
+        agents=(*config.agents, AgentConfig("a2", "1002", team="t2")),
+    )
+    lead = User(3, "lead", "Lead", Role.SUPERVISOR, "en", None, "t2")
+    manager = User(4, "boss", "Boss", Role.SUPERVISOR, "en", None, None)
+    async with running_floor(config, serve_metrics=False) as floor:
+        ctx = api_context(floor)
+        assert ctx.live.subscribe(lead).team == frozenset({"a2"})
+        assert ctx.live.subscribe(manager).team is None
+        assert ctx.live.subscribe(AGENT).team is None  # an agent's own filter applies instead
+        ctx.live.close()
