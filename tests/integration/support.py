@@ -15,6 +15,7 @@ import pytest
 from peers import Baresip
 from peers.ports import LOOPBACK
 
+from dialer.agents.state import AgentState
 from dialer.app import Service
 from dialer.calls.manager import Dial
 from dialer.campaigns.hopper import LeadCandidate
@@ -50,6 +51,10 @@ class Seen:
         self.events.append(event)
         self.changed.set()
 
+    def tail(self, count: int = 25, width: int = 200) -> str:
+        """The last events, one short line each."""
+        return "\n".join(repr(event)[:width] for event in self.events[-count:])
+
     async def first(self, kind: type[E], call_ids: set[str], within: float) -> E:
         async with asyncio.timeout(within):
             while True:
@@ -79,12 +84,25 @@ def _hhmm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-async def until(seen: Seen, condition: Callable[[], bool], within: float) -> None:
-    async with asyncio.timeout(within):
-        while not condition():
-            seen.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(seen.changed.wait(), 0.2)
+async def until(
+    seen: Seen,
+    condition: Callable[[], bool],
+    within: float,
+    explain: Callable[[], str] | None = None,
+) -> None:
+    """Until ``condition`` holds; a timeout names the state (``explain``) and the last events,
+    since CI keeps only the tail of its output and a bare TimeoutError says nothing."""
+    try:
+        async with asyncio.timeout(within):
+            while not condition():
+                seen.changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(seen.changed.wait(), 0.2)
+    except TimeoutError:
+        state = f"{explain()}; " if explain is not None else ""
+        raise AssertionError(
+            f"not true within {within} s: {state}last events:\n{seen.tail()}"
+        ) from None
 
 
 def lead(lead_id: str, phone: str, timezone: str | None = None) -> LeadCandidate:
@@ -155,6 +173,27 @@ def peer_missing(message: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+async def until_ready(
+    seen: Seen, campaign: CampaignRunner, agent_ids: Iterable[str], within: float
+) -> None:
+    """Until every one of ``agent_ids`` is READY; a timeout names each one's state and leg."""
+    wanted = list(agent_ids)
+
+    def explain() -> str:
+        parts = []
+        for agent_id in wanted:
+            floor = campaign.agents[agent_id]
+            leg = campaign.calls.agent_legs.get(floor.leg) if floor.leg is not None else None
+            up = "no leg" if leg is None else f"leg answered={leg.answered} call={leg.call_id}"
+            parts.append(f"{agent_id} {floor.agent.state.value} ({up})")
+        return ", ".join(parts)
+
+    def ready() -> bool:
+        return all(campaign.agents[a].agent.state is AgentState.READY for a in wanted)
+
+    await until(seen, ready, within, explain)
 
 
 async def until_dialed_out(

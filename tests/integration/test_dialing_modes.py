@@ -12,7 +12,7 @@ import pytest
 from audio import tone, write_ulaw
 from peers import Sipp
 from peers.ports import LOOPBACK
-from support import AGENT_HZ, CUSTOMER_HZ, Seen, lead, open_now, service_config, until
+from support import AGENT_HZ, CUSTOMER_HZ, Seen, lead, open_now, service_config, until, until_ready
 
 from dialer.agents.state import AgentPolicy, AgentState
 from dialer.app import running_service
@@ -76,7 +76,7 @@ async def test_preview_accept_and_skip_and_manual_dial(
         call_id = await campaign.accept_preview("a1")
         await seen.first(CallBridged, {call_id}, within=10)
         await seen.first(CallEnded, {call_id}, within=10)
-        await until(seen, lambda: agent.state is AgentState.READY, 10)
+        await until_ready(seen, campaign, ["a1"], 10)
         # Manual dial: normalised, checked against do-not-call, dialed.
         with pytest.raises(InvalidNumber, match="too short"):
             await campaign.manual_dial("a1", "138 0013")

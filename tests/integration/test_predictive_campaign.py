@@ -41,11 +41,11 @@ from support import (
     service_config,
     until,
     until_dialed_out,
+    until_ready,
     wind_down,
 )
 
 from cdr.record import CallRecord, Outcome
-from dialer.agents.state import AgentState
 from dialer.app import Service, running_service
 from dialer.calls.manager import Dial
 from dialer.campaigns.hopper import CampaignHours
@@ -235,8 +235,7 @@ async def test_predictive_dialing_holds_the_cap_screens_early_media_and_plays_th
         )
         await campaign.sign_in("a1", desk_phone, extension=EXTENSION)
         await campaign.sign_in("a2", Dial(f"sip:a2@{phone.address}", (LOOPBACK, phone.port)))
-        agents = [campaign.agents[a].agent for a in ("a1", "a2")]
-        await until(seen, lambda: all(a.state is AgentState.READY for a in agents), 15)
+        await until_ready(seen, campaign, ["a1", "a2"], 15)
 
         # Phase 1: two customers dialed for the two ready agents, who then step away.
         campaign.add_leads([lead(f"X{n}", number) for n, number in enumerate(abandoning, 1)])
@@ -343,8 +342,7 @@ async def test_a_customer_who_hangs_up_waiting_for_an_agent_is_an_abandon_and_lo
         stop = asyncio.Event()
         runner = asyncio.create_task(campaign.run(stop))
         await campaign.sign_in("a1", Dial(f"sip:a1@{phone.address}", (LOOPBACK, phone.port)))
-        agent = campaign.agents["a1"].agent
-        await until(seen, lambda: agent.state is AgentState.READY, 15)
+        await until_ready(seen, campaign, ["a1"], 15)
         campaign.add_leads([lead("X1", "+8613700000010")])
         await until(seen, lambda: len(campaign.dialed) == 1, 10)
         campaign.pause("a1", "break")  # the customer answers to nobody, and hangs up

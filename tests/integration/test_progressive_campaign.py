@@ -28,6 +28,7 @@ from support import (
     service_config,
     until,
     until_dialed_out,
+    until_ready,
     wind_down,
 )
 
@@ -84,7 +85,7 @@ async def test_every_lead_ends_in_the_right_state_and_failures_never_reach_an_ag
         # a3's phone answers the persistent call, then drops it after 2 s.
         a3_phone = Dial(f"sip:a3@{dropping.address}", (LOOPBACK, dropping.port))
         await campaign.sign_in("a3", a3_phone)
-        await until(seen, lambda: campaign.agents["a3"].agent.state is AgentState.READY, 10)
+        await until_ready(seen, campaign, ["a3"], 10)
         await until(seen, lambda: campaign.agents["a3"].leg is None, 10)
         a3 = campaign.agents["a3"].agent.state
         campaign.add_leads([lead(f"L{n}", number) for n, number in enumerate(peers, 1)])
@@ -224,7 +225,7 @@ async def test_an_agent_whose_phone_unregisters_is_paused_not_left_ready(
         runner = asyncio.create_task(campaign.run(stop))
         await campaign.sign_in("a1", desk_phone, extension=EXTENSION)
         agent = campaign.agents["a1"].agent
-        await until(seen, lambda: agent.state is AgentState.READY, 10)
+        await until_ready(seen, campaign, ["a1"], 10)
         await phone.stop()  # the phone unregisters (and drops its calls) as it goes
         await until(seen, lambda: agent.state is AgentState.PAUSED, 10)
         stop.set()

@@ -8,6 +8,7 @@ race is rare, and a peer that loses it fails loudly at bind time.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 
 LOOPBACK = "127.0.0.1"
@@ -66,17 +67,37 @@ def free_sip_tls_port() -> int:
     raise OSError("no port free for UDP and TCP with the next one free for TCP on 127.0.0.1")
 
 
-def free_port_pair() -> int:
-    """An even UDP port whose successor is also free: RTP on it, RTCP on +1 (RFC 3550 §11)."""
+def free_port_pair(span: int = 2) -> int:
+    """An even UDP port with the ``span - 1`` after it also free: RTP on it, RTCP on +1
+    (RFC 3550 §11); SIPp also binds +2 for video, so it asks for a span of 4."""
     for _ in range(_PAIR_ATTEMPTS):
         with _bound(socket.SOCK_DGRAM, 0) as probe:
             port: int = probe.getsockname()[1]
         even = port if port % 2 == 0 else port - 1
-        if even < 1024:
+        if even < 1024 or even + span > 65536:
             continue
         try:
-            with _bound(socket.SOCK_DGRAM, even), _bound(socket.SOCK_DGRAM, even + 1):
+            with contextlib.ExitStack() as held:
+                for offset in range(span):
+                    held.enter_context(_bound(socket.SOCK_DGRAM, even + offset))
                 return even
         except OSError:
             continue
-    raise OSError("no free even/odd UDP port pair on 127.0.0.1")
+    raise OSError(f"no {span} free UDP ports in a row from an even one on 127.0.0.1")
+
+
+def listening(port: int, kind: socket.SocketKind) -> bool:
+    """Whether some process has ``port`` bound (UDP) or listening (TCP) on IPv4 now.
+
+    Read from /proc rather than probed with a bind, which could take the port
+    from the very peer being waited for.
+    """
+    table, wanted_state = ("udp", None) if kind is socket.SOCK_DGRAM else ("tcp", "0A")
+    suffix = f":{port:04X}"
+    with open(f"/proc/net/{table}", encoding="ascii") as rows:
+        next(rows)  # the header
+        for row in rows:
+            fields = row.split()
+            if fields[1].endswith(suffix) and wanted_state in (None, fields[3]):
+                return True
+    return False

@@ -8,17 +8,19 @@ here from the same ``keys`` that are also passed as ``-key name value``.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from peers.errors import PeerError, PeerMissingError
+from peers.errors import PeerError, PeerMissingError, PeerTimeoutError
 from peers.lifecycle import Lifecycle
-from peers.ports import LOOPBACK, free_port_pair, free_udp_port, free_udp_tcp_port
+from peers.ports import LOOPBACK, free_port_pair, free_udp_port, free_udp_tcp_port, listening
 from peers.process import ChildProcess
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
@@ -171,7 +173,7 @@ class Sipp(Lifecycle):
         if port is None:
             port = free_udp_port() if transport.startswith("u") else free_udp_tcp_port()
         self.port = port
-        self.media_port = media_port if media_port is not None else free_port_pair()
+        self.media_port = media_port if media_port is not None else free_port_pair(span=4)
         self.extra_args = tuple(extra_args)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._child: ChildProcess | None = None
@@ -254,6 +256,25 @@ class Sipp(Lifecycle):
             render_scenario(self.scenario.read_text(), values), encoding="iso-8859-1"
         )
         self._child = await ChildProcess.spawn(self.argv(workdir), cwd=workdir, name="sipp")
+        if self.target is None:
+            await self._until_listening(self._child)
+
+    async def _until_listening(self, child: ChildProcess, within: float = 10.0) -> None:
+        """A UAS is ready when its SIP socket is bound; one that died first says why, here,
+        rather than as a call that silently never connects."""
+        kind = socket.SOCK_DGRAM if self.transport.startswith("u") else socket.SOCK_STREAM
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while not listening(self.port, kind):
+            if child.returncode is not None:
+                await child.wait(5.0)  # its output, drained
+                raise PeerError(
+                    f"sipp exited ({child.returncode}) before listening on {self.address}:\n"
+                    f"{child.output[-2000:]}"
+                )
+            if loop.time() > deadline:
+                raise PeerTimeoutError(f"sipp did not listen on {self.address} within {within}s")
+            await asyncio.sleep(0.02)
 
     async def wait(self, timeout: float | None = None) -> SippResult:  # noqa: ASYNC109 (a peer-facing deadline is part of the API)
         """Wait for SIPp to finish its calls (default: its own timeout plus slack)."""
