@@ -47,7 +47,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from dialer.agents.state import Agent, AgentInput, AgentPolicy, AgentState
-from dialer.calls.manager import CallManager, Dial
+from dialer.calls.manager import AgentLeg, CallManager, Dial
 from dialer.campaigns.hopper import AgentDayCounts, CampaignHours, Hopper, LeadCandidate, MixTarget
 from dialer.campaigns.recycling import Callback, Decision, LeadState, RetryRules, decide
 from dialer.campaigns.trunks import NoRoute, NoRouteReason, TrunkPool
@@ -427,10 +427,21 @@ class CampaignRunner:
                 None,
             )
             for change in floor.agent.reconcile(
-                leg is not None and leg.answered, bridged, now, self._wall(now)
+                self._phone_up(floor, leg, now), bridged, now, self._wall(now)
             ):
                 log.warning("agent %s drifted; corrected to %s", agent_id, change.state)
                 self._agent_changed(change)
+
+    def _phone_up(self, floor: FloorAgent, leg: AgentLeg | None, now: float) -> bool:
+        """Whether the agent's desk phone is really there: its nailed-up leg answered, or for
+        an agent rung per call, its extension registered (with no extension to look up, the
+        machine's own belief stands: nothing contradicts it)."""
+        if self.policy.persistent_connection:
+            return leg is not None and leg.answered
+        registrar = self.calls.endpoint.registrar
+        if floor.extension is None or registrar is None:
+            return floor.agent.phone_connected
+        return bool(registrar.lookup(floor.extension, now))
 
     @property
     def drift_corrections(self) -> int:
@@ -1031,9 +1042,13 @@ class CampaignRunner:
     def on_event(self, event: Event) -> None:
         if isinstance(event, PhoneUnregistered):
             for floor in self.agents.values():
-                if floor.extension == event.extension and floor.leg is not None:
+                if floor.extension != event.extension:
+                    continue
+                if floor.leg is not None:
                     self._apply(floor, AgentInput.PHONE_LOST)
                     self.calls.disconnect_agent(floor.leg)
+                elif not self.policy.persistent_connection and floor.agent.phone_connected:
+                    self._apply(floor, AgentInput.PHONE_LOST)  # rung per call: no leg to drop
             return
         if not isinstance(event, CallAnswered | CallBridged | CallEnded):
             return

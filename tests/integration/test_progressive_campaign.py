@@ -32,13 +32,13 @@ from support import (
     wind_down,
 )
 
-from dialer.agents.state import AgentState
+from dialer.agents.state import AgentPolicy, AgentState
 from dialer.app import running_service
 from dialer.calls.manager import Dial
 from dialer.campaigns.hopper import CampaignHours
 from dialer.campaigns.recycling import LeadState, RetryRules
 from dialer.campaigns.trunks import TrunkPool, TrunkSpec
-from dialer.dialing.runner import CampaignRunner, TrunkAddress
+from dialer.dialing.runner import CampaignRunner, DialMode, TrunkAddress
 from dialer.events import CallBridged, CallEnded, PhoneUnregistered, RecordingClosed
 
 pytestmark = pytest.mark.integration
@@ -206,8 +206,13 @@ async def test_a_failing_trunk_fails_over_to_the_next_and_do_not_call_is_checked
     assert [e.call_id for e in bridged] == [campaign.dialed[1].call_id]
 
 
+@pytest.mark.parametrize(
+    ("mode", "persistent"),
+    [(DialMode.PROGRESSIVE, True), (DialMode.PREVIEW, False)],
+    ids=["nailed-up", "rung-per-call"],
+)
 async def test_an_agent_whose_phone_unregisters_is_paused_not_left_ready(
-    tmp_path: Path, baresip_factory: Callable[..., Baresip]
+    tmp_path: Path, baresip_factory: Callable[..., Baresip], mode: DialMode, persistent: bool
 ) -> None:
     desk = write_wav(tmp_path / "agent.wav", tone(AGENT_HZ, 30))
     seen = Seen()
@@ -220,14 +225,21 @@ async def test_an_agent_whose_phone_unregisters_is_paused_not_left_ready(
             hours=CampaignHours(open_now(datetime.now(UTC)), "UTC"),
             rules=RetryRules(),
             route=lambda number: Dial(f"sip:{number}@{LOOPBACK}", (LOOPBACK, 9)),
+            mode=mode,
+            policy=AgentPolicy(persistent_connection=persistent),
         )
         stop = asyncio.Event()
         runner = asyncio.create_task(campaign.run(stop))
         await campaign.sign_in("a1", desk_phone, extension=EXTENSION)
         agent = campaign.agents["a1"].agent
         await until_ready(seen, campaign, ["a1"], 10)
+        # The check against the real phone (every few seconds) finds it there: no drift.
+        campaign.reconcile(asyncio.get_running_loop().time())
+        assert (agent.state, campaign.drift_corrections) == (AgentState.READY, 0)
         await phone.stop()  # the phone unregisters (and drops its calls) as it goes
         await until(seen, lambda: agent.state is AgentState.PAUSED, 10)
+        campaign.reconcile(asyncio.get_running_loop().time())
+        assert campaign.drift_corrections == 0  # the unregistration itself paused it
         stop.set()
         await runner
     unregistered = [e for e in seen.events if isinstance(e, PhoneUnregistered)]
