@@ -75,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="AGENT,...",
         help="agents a person works from the desk page (not signed in by the simulation)",
     )
+    demo.add_argument(
+        "--desk-mode",
+        choices=("progressive", "preview"),
+        default="progressive",
+        help="how the desk agents' campaign dials: progressive (the floor's campaign dials for "
+        "them) or preview (a campaign of their own: next lead, accept or skip; needs "
+        "--desk-agents); default progressive",
+    )
     _add_user_commands(commands)
     _add_cdr_commands(commands)
     quota = commands.add_parser("quota", help="the live quota counters against the CDRs")
@@ -248,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     http_port=args.http_port,
                     password=args.password,
                     desk_agents=desk_agents,
+                    desk_mode=args.desk_mode,
                     announce=lambda line: print(line, file=sys.stderr, flush=True),
                 )
             )

@@ -13,7 +13,11 @@ demo users are seeded: ``admin``, ``supervisor``, ``qa`` and one agent user
 per simulated agent (username = agent id), all with the one demo password.
 Agents named in ``desk_agents`` are left to a person at the desk page: the
 simulation neither signs them in nor sets their calls' results (their
-simulated desk phones still register and auto-answer).
+simulated desk phones still register and auto-answer). With ``desk_mode``
+"preview" those agents work a second campaign of their own, in preview mode
+(the agent asks for the next lead, then accepts or skips it), over the same
+simulated customers: a progressive campaign dials for a ready agent by
+itself, so the desk's preview buttons could not be tried on it.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from dialer.config import (
     PhoneConfig,
     SipConfig,
 )
-from dialer.dialing.runner import CampaignRunner
+from dialer.dialing.runner import CampaignRunner, DialMode
 from dialer.events import (
     AgentStateChanged,
     CallBridged,
@@ -76,6 +80,11 @@ DEFAULT_TALK = "2-6"  # a customer who answers talks for a uniform time in this 
 # What the simulated agents set after a call, and how often.
 DISPOSITIONS = (("sale", 30), ("not_interested", 50), ("callback", 15), ("dnc", 5))
 WRAP_UP_S = (0.2, 0.8)  # how long a simulated agent takes to set the result
+
+DESK_MODES = ("progressive", "preview")  # how the desk agents' campaign dials
+# A person sets the result at the desk page: more time than the simulated agents need.
+# The desk phone is rung with each call, as `dialer serve` does for preview campaigns.
+PREVIEW_POLICY = AgentPolicy(wrap_up_limit_s=30.0, persistent_connection=False)
 
 DEMO_RULE = EffectiveRule(name="demo", version=1, min_talk_s=3.0)
 DEMO_PASSWORD = "demo"
@@ -140,6 +149,8 @@ class DemoSummary:
     recordings_verified: int = 0
     recorded_seconds: float = 0.0
     campaign: str = ""
+    preview_campaign: str = ""  # the desk agents' own, with --desk-mode preview
+    preview_skips: int = 0
     leads_imported: int = 0
     dispositions: dict[str, int] = field(default_factory=dict)
     db_lead_states: dict[str, int] = field(default_factory=dict)
@@ -210,6 +221,12 @@ class DemoSummary:
             ("events", ", ".join(f"{k}={v}" for k, v in sorted(kinds.items())) or "none"),
             ("result", "ok" if self.ok else "MISMATCH"),
         ]
+        if self.preview_campaign:
+            at = rows.index(("campaign", self.campaign)) + 1
+            rows[at:at] = [
+                ("preview campaign", self.preview_campaign),
+                ("preview skips", self.preview_skips),
+            ]
         # Two spaces at least between label and value: labels have single spaces.
         lines = ["demo floor summary"] + [f"  {label:<22}  {value}" for label, value in rows]
         return "\n".join(lines)
@@ -290,20 +307,57 @@ async def run_demo(
     http_port: int | None = None,
     password: str = DEMO_PASSWORD,
     desk_agents: Sequence[str] = (),
+    desk_mode: str = "progressive",
     announce: Callable[[str], None] = lambda line: None,
 ) -> DemoSummary:
-    """Run the demo floor; ``http_port`` None serves no API (0: any free port)."""
+    """Run the demo floor; ``http_port`` None serves no API (0: any free port).
+
+    ``desk_mode`` "preview" puts the ``desk_agents`` on a preview campaign of
+    their own; the other agents stay on the progressive one."""
     if phones < 1:
         raise ValueError("--phones must be at least 1")
     unknown = sorted(set(desk_agents) - set(demo_agents(phones)))
     if unknown:
         known = ", ".join(demo_agents(phones))
         raise ValueError(f"--desk-agents: {', '.join(unknown)} not among the agents ({known})")
+    if desk_mode not in DESK_MODES:
+        raise ValueError(f"--desk-mode: {desk_mode!r} is not one of {', '.join(DESK_MODES)}")
+    if desk_mode == "preview" and not desk_agents:
+        raise ValueError(
+            "--desk-mode preview needs --desk-agents: the agents who work the preview "
+            "campaign at the desk page"
+        )
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     extensions = [str(1001 + i) for i in range(phones)]
     rng = random.Random(secrets.randbits(64))
     # Each run is its own campaign, so the data directory keeps every earlier run.
     campaign_id = f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S}-{rng.randrange(1000):03d}"
+    preview_agents = (
+        tuple(a for a in demo_agents(phones) if a in desk_agents) if desk_mode == "preview" else ()
+    )
+    preview_id = f"{campaign_id}-preview" if preview_agents else ""
+    # Configured, so the desk can sign its agents in to them: the desk signs an
+    # agent in to the running campaign its configuration names, so each agent
+    # is in one campaign only.
+    campaigns = [
+        CampaignConfig(
+            id=campaign_id,
+            mode="progressive",
+            name="Demo floor",
+            agents=tuple(a for a in demo_agents(phones) if a not in preview_agents),
+            effective_rule=DEMO_RULE.name,
+        )
+    ]
+    if preview_agents:
+        campaigns.append(
+            CampaignConfig(
+                id=preview_id,
+                mode="preview",
+                name="Demo preview",
+                agents=preview_agents,
+                effective_rule=DEMO_RULE.name,
+            )
+        )
     passwords = {ext: secrets.token_urlsafe(12) for ext in extensions}
     tenure = datetime.now(UTC).date() - timedelta(days=90)  # standard agents, past the first month
     config = Config(
@@ -316,16 +370,7 @@ async def run_demo(
         # (the shipped default asks for 30 s with a live person).
         effective_rules=(DEFAULT_RULE, DEMO_RULE),
         cdr=CdrConfig(default_effective_rule=DEMO_RULE.name),
-        # Configured, so the desk can sign its agents in to it.
-        campaigns=(
-            CampaignConfig(
-                id=campaign_id,
-                mode="progressive",
-                name="Demo floor",
-                agents=tuple(demo_agents(phones)),
-                effective_rule=DEMO_RULE.name,
-            ),
-        ),
+        campaigns=tuple(campaigns),
         http=HttpConfig(enabled=http_port is not None, port=http_port or 0),
     )
     config = dataclasses.replace(
@@ -393,30 +438,47 @@ async def run_demo(
                     changed.clear()
                     await changed.wait()
         summary.registered_at_service = len(registrar.registered_extensions(loop.time()))
-        # The floor: a progressive campaign; every agent is on a persistent connection.
+        # The floor: a progressive campaign; its agents are on a persistent connection.
         # Its leads come from a CSV file as Chinese Excel writes it, through the database.
         store = LeadStore(floor.database)
-        now = datetime.now(UTC)
+
+        def route(number: str) -> Dial:
+            return Dial(f"sip:{number.lstrip('+')}@{customers.address[0]}", customers.address)
+
         summary.campaign = campaign_id
-        await store.create_campaign(
-            campaign_id, "Demo floor", "progressive", "Asia/Shanghai", now=now
-        )
-        report = import_leads(_demo_csv(LEADS_PER_PHONE * phones, rng))
-        summary.leads_imported = await store.import_report(campaign_id, report, now=now)
-        campaign = CampaignRunner(
-            service.calls,
-            campaign_id=campaign_id,
-            hours=CampaignHours(CallingWindows.parse({"mon-sun": ["00:00-24:00"]}), "UTC"),
-            rules=RetryRules(),
-            route=lambda number: Dial(
-                f"sip:{number.lstrip('+')}@{customers.address[0]}", customers.address
-            ),
-            ring_timeout_s=15.0,
-            store=store,
+        campaign, summary.leads_imported = await _demo_campaign(
+            floor,
+            store,
+            campaign_id,
+            "Demo floor",
+            DialMode.PROGRESSIVE,
+            leads=LEADS_PER_PHONE * phones,
+            route=route,
+            rng=rng,
             policy=AgentPolicy(wrap_up_limit_s=10.0),
         )
-        await campaign.load()
-        floor.add_runner(campaign)
+        runners = [campaign]
+        preview: CampaignRunner | None = None
+        if preview_agents:
+            # The desk agents' own: leads of their own, the same customers.
+            summary.preview_campaign = preview_id
+            preview, imported = await _demo_campaign(
+                floor,
+                store,
+                preview_id,
+                "Demo preview",
+                DialMode.PREVIEW,
+                leads=LEADS_PER_PHONE * len(preview_agents),
+                route=route,
+                rng=rng,
+                policy=PREVIEW_POLICY,
+            )
+            summary.leads_imported += imported
+            runners.append(preview)
+            announce(
+                f"demo: preview campaign {preview_id} for {', '.join(preview_agents)}: "
+                "next lead, then accept or skip, at the desk page"
+            )
         # The simulated agents set a result in wrap-up, as an agent would on the desk page.
         dispositions: set[asyncio.Task[None]] = set()
 
@@ -432,7 +494,10 @@ async def run_demo(
 
         service.subscribe(wrap_up)
         stop = asyncio.Event()
-        runner = asyncio.create_task(campaign.run(stop), name="demo-campaign")
+        running = [
+            asyncio.create_task(runner.run(stop), name=f"demo-campaign-{runner.campaign_id}")
+            for runner in runners
+        ]
         for ext in extensions:
             bindings = registrar.lookup(ext, loop.time())
             if not bindings or f"agent-{ext}" in desk_agents:
@@ -446,29 +511,38 @@ async def run_demo(
             await campaign.sign_in(f"agent-{ext}", phone, extension=ext)
         await asyncio.sleep(max(0.0, deadline - 1.0 - loop.time()))
         stop.set()
-        await runner
-        placed = {d.call_id for d in campaign.dialed}
+        await asyncio.gather(*running)
+        placed = {d.call_id for runner in runners for d in runner.dialed}
         summary.calls_placed = len(placed)
         for call_id in placed:
             service.calls.hangup(call_id)
         await _settle(seen, changed, placed)
-        for desk in campaign.agents.values():
-            if desk.leg is not None:
-                service.calls.disconnect_agent(desk.leg)
+        for runner in runners:
+            for desk in runner.agents.values():
+                if desk.leg is not None:
+                    service.calls.disconnect_agent(desk.leg)
         if dispositions:
             await asyncio.wait(list(dispositions), timeout=5)  # results still being set
-        summary.dispositions = dict(Counter(code for _, _, code in campaign.dispositions))
-        await campaign.close()
+        summary.dispositions = dict(
+            Counter(code for runner in runners for _, _, code in runner.dispositions)
+        )
+        summary.preview_skips = len(preview.skips) if preview is not None else 0
+        for runner in runners:
+            await runner.close()
         await _records_settled(floor)
         cdrs = CdrStore(floor.database.sessionmaker)
-        async for record in cdrs.search(0, now_ms() + 1, campaign=campaign_id):
-            summary.cdr_rows += 1
-            summary.cdr_effective += record.effective
-            summary.cdr_talk_seconds += record.talk_ms / 1000
+        lead_states: Counter[str] = Counter()
+        attempts: Counter[str] = Counter()
+        for runner in runners:
+            async for record in cdrs.search(0, now_ms() + 1, campaign=runner.campaign_id):
+                summary.cdr_rows += 1
+                summary.cdr_effective += record.effective
+                summary.cdr_talk_seconds += record.talk_ms / 1000
+            lead_states.update(await store.counts(runner.campaign_id))
+            attempts.update(await store.attempt_counts(runner.campaign_id))
         summary.quota_matches_cdrs = await _quota_matches_cdrs(floor, cdrs)
         await floor.quotas.persist()
-        summary.db_lead_states = {k: v for k, v in (await store.counts(campaign_id)).items() if v}
-        attempts = await store.attempt_counts(campaign_id)
+        summary.db_lead_states = {k: v for k, v in lead_states.items() if v}
         summary.db_attempts = {k: v for k, v in attempts.items() if v}
         summary.phones_registered = sum(
             1 for c, _ in clients if c.state is RegistrationState.REGISTERED
@@ -487,6 +561,38 @@ async def run_demo(
         await customers.close()
     await _account(summary, seen, placed)
     return summary
+
+
+async def _demo_campaign(
+    floor: Floor,
+    store: LeadStore,
+    campaign_id: str,
+    name: str,
+    mode: DialMode,
+    *,
+    leads: int,
+    route: Callable[[str], Dial],
+    rng: random.Random,
+    policy: AgentPolicy,
+) -> tuple[CampaignRunner, int]:
+    """A campaign with its imported leads, running on the floor; how many leads it took."""
+    now = datetime.now(UTC)
+    await store.create_campaign(campaign_id, name, mode.value, "Asia/Shanghai", now=now)
+    imported = await store.import_report(campaign_id, import_leads(_demo_csv(leads, rng)), now=now)
+    runner = CampaignRunner(
+        floor.service.calls,
+        campaign_id=campaign_id,
+        hours=CampaignHours(CallingWindows.parse({"mon-sun": ["00:00-24:00"]}), "UTC"),
+        rules=RetryRules(),
+        route=route,
+        ring_timeout_s=15.0,
+        mode=mode,
+        store=store,
+        policy=policy,
+    )
+    await runner.load()
+    floor.add_runner(runner)  # where the desk's sign-in finds it
+    return runner, imported
 
 
 async def _quota_matches_cdrs(floor: Floor, cdrs: CdrStore) -> bool:

@@ -119,7 +119,16 @@ class DemoFloor:
     output: list[str]
 
     @classmethod
-    def start(cls, data_dir: Path, *, password: str, desk_agent: str, phones: int) -> DemoFloor:
+    def start(
+        cls,
+        data_dir: Path,
+        *,
+        password: str,
+        desk_agent: str,
+        phones: int,
+        desk_mode: str = "progressive",
+    ) -> DemoFloor:
+        """The demo; ``desk_mode`` "preview" puts the desk agent on a preview campaign."""
         command = [
             *demo_command(),
             "--phones", str(phones),
@@ -130,6 +139,7 @@ class DemoFloor:
             "--desk-agents", desk_agent,
             "--mix", "answer=100",
             "--talk", "4-6",
+            "--desk-mode", desk_mode,
         ]  # fmt: skip
         process = subprocess.Popen(
             command,

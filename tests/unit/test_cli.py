@@ -134,6 +134,25 @@ def test_demo_refuses_a_bad_customer_mix_naming_each_problem(
     assert not (tmp_path / "dialer.db").exists()  # refused before anything started
 
 
+def test_demo_preview_desk_mode_needs_desk_agents(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "demo"
+    assert main(["demo", "--desk-mode", "preview", "--data-dir", str(data_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "--desk-mode preview needs --desk-agents" in err
+    assert not data_dir.exists()  # refused before anything started
+
+
+def test_demo_desk_mode_is_progressive_or_preview(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--desk-mode", "predictive", "--desk-agents", "agent-1001"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--desk-mode: invalid choice: 'predictive'" in err
+    assert "progressive" in err and "preview" in err
+
+
 def _import_config(tmp_path: Path) -> Path:
     config = tmp_path / "dialer.toml"
     config.write_text(

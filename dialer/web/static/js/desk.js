@@ -19,7 +19,9 @@ let liveDesks = 0; // desk bodies received from the live stream so far
 let pendingPause = null;
 
 function renderState() {
-  $("desk-state").textContent = label("state", desk.state);
+  // Reserved for a lead on the preview card: no call is coming until the agent accepts it.
+  const previewing = desk.state === "reserved" && desk.preview !== null;
+  $("desk-state").textContent = label("state", previewing ? "previewing" : desk.state);
   $("desk-state").dataset.state = desk.state;
   const reason = desk.pause_reasons.find((r) => r.code === desk.reason);
   // System pauses (not ready, phone lost, wrap-up exceeded) are not the agent's to choose.
@@ -208,9 +210,11 @@ function wire() {
   $("btn-hangup").addEventListener("click", () => act("hangup"));
   $("btn-preview-next").addEventListener("click", () => act("preview/next"));
   $("btn-preview-accept").addEventListener("click", () => act("preview/accept"));
-  $("btn-preview-skip").addEventListener("click", () =>
-    act("preview/skip", { reason: $("preview-skip-reason").value }),
-  );
+  $("btn-preview-skip").addEventListener("click", async () => {
+    const reason = $("preview-skip-reason");
+    // The reason was this lead's: the next lead's skip starts from an empty one.
+    if (await act("preview/skip", { reason: reason.value.trim() })) reason.value = "";
+  });
   $("disposition-code").addEventListener("change", showCallback);
   $("disposition-form").addEventListener("submit", async (event) => {
     event.preventDefault();
