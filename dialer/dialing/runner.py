@@ -431,6 +431,7 @@ class CampaignRunner:
             ):
                 log.warning("agent %s drifted; corrected to %s", agent_id, change.state)
                 self._agent_changed(change)
+            self._let_go_of_preview(floor)
 
     def _phone_up(self, floor: FloorAgent, leg: AgentLeg | None, now: float) -> bool:
         """Whether the agent's desk phone is really there: its nailed-up leg answered, or for
@@ -1187,6 +1188,19 @@ class CampaignRunner:
         change = floor.agent.apply(what, now, self._wall(now), call_id=call_id, reason=reason)
         if change is not None:
             self._agent_changed(change)
+        self._let_go_of_preview(floor)
+
+    def _let_go_of_preview(self, floor: FloorAgent) -> None:
+        """A lead on the card of an agent no longer held for it (its phone went) goes back
+        as it was: not skipped, not dialed, free for the next agent."""
+        lead = floor.preview
+        if lead is None or floor.agent.state is AgentState.RESERVED:
+            return
+        floor.preview = None
+        self.leads[lead.lead_id] = lead
+        store = self.store
+        if store is not None:
+            self._persist(lambda: store.release(lead.lead_id))
 
     def _agent_changed(self, change: AgentStateChanged) -> None:
         self.agent_events.append(change)

@@ -236,12 +236,20 @@ async def test_an_agent_whose_phone_unregisters_is_paused_not_left_ready(
         # The check against the real phone (every few seconds) finds it there: no drift.
         campaign.reconcile(asyncio.get_running_loop().time())
         assert (agent.state, campaign.drift_corrections) == (AgentState.READY, 0)
+        if mode is DialMode.PREVIEW:  # a lead waits on the agent's card as the phone goes
+            campaign.add_leads([lead("L1", "+8613700000001")])
+            held = await campaign.preview_next("a1")
+            assert held is not None and agent.state is AgentState.RESERVED
         await phone.stop()  # the phone unregisters (and drops its calls) as it goes
         await until(seen, lambda: agent.state is AgentState.PAUSED, 10)
         campaign.reconcile(asyncio.get_running_loop().time())
         assert campaign.drift_corrections == 0  # the unregistration itself paused it
         stop.set()
         await runner
+    if mode is DialMode.PREVIEW:  # the lead went back, neither skipped nor dialed
+        assert campaign.agents["a1"].preview is None
+        assert campaign.leads["L1"].state is LeadState.NEW
+        assert campaign.skips == []
     unregistered = [e for e in seen.events if isinstance(e, PhoneUnregistered)]
     assert [e.extension for e in unregistered] == [EXTENSION]
     assert agent.pause_reason is not None and agent.pause_reason.code == "phone_lost"
