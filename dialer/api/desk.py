@@ -95,6 +95,10 @@ register(
             "en": "Choose a call result: {known}.",
             "zh-CN": "请选择通话结果：{known}。",
         },
+        "desk.skip_reason": {
+            "en": "Say why you skip this customer.",
+            "zh-CN": "请填写跳过该客户的原因。",
+        },
         "desk.callback_time": {
             "en": "A callback needs a date and time with its zone (ISO 8601).",
             "zh-CN": "预约回拨需要带时区的日期时间（ISO 8601）。",
@@ -276,7 +280,7 @@ class DialBody(BaseModel):
 
 class SkipBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=200, description="required: why (kept)")
 
 
 async def lead_card(ctx: ApiContext, lead_id: str | None) -> LeadCard | None:
@@ -539,7 +543,9 @@ async def post_preview_accept(user: Agent, ctx: Context) -> DeskOut:
 async def post_preview_skip(body: SkipBody, user: Agent, ctx: Context) -> DeskOut:
     def skip(agent: str) -> None:
         runner, _ = signed_in(ctx.floor.runners, agent)
-        runner.skip_preview(agent, body.reason)
+        if not body.reason.strip():
+            raise ApiError(422, "invalid_request", "desk.skip_reason", ["reason: empty"])
+        runner.skip_preview(agent, body.reason.strip())
 
     return await _act(ctx, user, skip)
 

@@ -363,9 +363,13 @@ async def test_preview_skip_accept_and_a_manual_dial_on_the_http_desk(tmp_path: 
             shown = (await client.post("/api/v1/desk/preview/next")).json()
             first = shown["preview"]
             assert shown["state"] == "reserved" and shown["current_call"] is None
-            no_reason = await client.post("/api/v1/desk/preview/skip", json={"reason": ""})
-            assert no_reason.status_code == 422
-            assert no_reason.json()["error"]["details"] == ["reason: is too short"]
+            for blank in ({"reason": ""}, {"reason": "  "}, {}):
+                no_reason = await client.post("/api/v1/desk/preview/skip", json=blank)
+                assert no_reason.status_code == 422, blank
+                refused = no_reason.json()["error"]
+                assert refused["message"] == "Say why you skip this customer."
+                assert refused["details"] == ["reason: empty"]
+            assert (await client.get("/api/v1/desk")).json()["preview"] == first  # still held
             skipped = await client.post("/api/v1/desk/preview/skip", json={"reason": "not now"})
             assert skipped.json()["state"] == "ready" and skipped.json()["preview"] is None
             second = (await client.post("/api/v1/desk/preview/next")).json()["preview"]

@@ -117,7 +117,7 @@ async def test_agent_skips_a_previewed_lead_and_calls_the_next(
     # A skip needs a reason: without one it is refused and the lead stays on screen.
     skip = page.get_by_test_id("btn-preview-skip")
     await skip.click()
-    await expect(page.get_by_test_id("error")).to_be_visible()
+    await expect(page.get_by_test_id("error")).to_contain_text("请填写跳过该客户的原因")
     await expect(preview).to_be_visible()
     await expect(name).to_have_text(skipped_name)
     await browsers.screenshot(page, "preview-skip-refused")
