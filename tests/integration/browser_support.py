@@ -11,19 +11,22 @@ pages for the end-to-end tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
+import secrets
 import shutil
 import signal
 import subprocess
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playwright.async_api import BrowserContext, ConsoleMessage, Page, Playwright
+from playwright.async_api import BrowserContext, ConsoleMessage, Page, Playwright, expect
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -100,6 +103,15 @@ class Browsers:
     async def close(self) -> None:
         for context in self.contexts:
             await context.close()
+
+
+async def sign_in(page: Page, url: str, username: str, password: str) -> None:
+    """Sign in at ``url``'s login page as a person would (the page goes on by role)."""
+    await page.goto(f"{url}/login")
+    await expect(page.locator("body[data-ready=true]")).to_be_attached()
+    await page.get_by_test_id("login-username").fill(username)
+    await page.get_by_test_id("login-password").fill(password)
+    await page.get_by_test_id("login-submit").click()
 
 
 # -- the demo floor ------------------------------------------------------------------------
@@ -198,3 +210,31 @@ def demo_command() -> list[str]:
     if uv is None:
         raise RuntimeError("`uv` is not on PATH: the browser tests start `uv run dialer demo`")
     return [uv, "run", "--no-sync", "dialer", "demo"]
+
+
+@contextlib.contextmanager
+def demo_floor(
+    data_dir: Path, *, desk_agent: str, phones: int, desk_mode: str = "progressive"
+) -> Iterator[DemoFloor]:
+    """A demo floor (a fresh password) for as long as the block runs."""
+    floor = DemoFloor.start(
+        data_dir,
+        password=secrets.token_urlsafe(12),
+        desk_agent=desk_agent,
+        phones=phones,
+        desk_mode=desk_mode,
+    )
+    try:
+        yield floor
+    finally:
+        floor.stop()
+
+
+async def open_desk(browsers: Browsers, demo: DemoFloor) -> Page:
+    """The desk agent's page, signed in to the site, its live stream open, not yet at work."""
+    page = await browsers.open("agent")
+    await sign_in(page, demo.url, demo.desk_agent, demo.password)
+    await expect(page).to_have_url(f"{demo.url}/desk")
+    await expect(page.get_by_test_id("desk-state")).to_have_attribute("data-state", "signed_out")
+    await expect(page.get_by_test_id("live-status")).to_have_attribute("data-state", "open")
+    return page

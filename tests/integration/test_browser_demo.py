@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from browser_support import Browsers, DemoFloor
+from browser_support import Browsers, DemoFloor, demo_floor, open_desk, sign_in
 from playwright.async_api import Page, Response, expect
 
 from dialer.web.pages import STATIC_DIR
@@ -42,30 +41,14 @@ CALL_S = 30_000  # ms: ringing plus 4-6 s of talk, on a loaded machine
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoFloor]:
-    floor = DemoFloor.start(
-        tmp_path_factory.mktemp("demo"),
-        password=secrets.token_urlsafe(12),
-        desk_agent=DESK_AGENT,
-        phones=2,
-    )
-    try:
+    with demo_floor(tmp_path_factory.mktemp("demo"), desk_agent=DESK_AGENT, phones=2) as floor:
         yield floor
-    finally:
-        floor.stop()
 
 
 @pytest.fixture(scope="module")
 def story() -> dict[str, Any]:
     """What one test leaves for the next (the call the agent took)."""
     return {}
-
-
-async def sign_in(page: Page, demo: DemoFloor, username: str) -> None:
-    await page.goto(f"{demo.url}/login")
-    await expect(page.locator("body[data-ready=true]")).to_be_attached()
-    await page.get_by_test_id("login-username").fill(username)
-    await page.get_by_test_id("login-password").fill(demo.password)
-    await page.get_by_test_id("login-submit").click()
 
 
 async def done_of(page: Page, metric: str) -> float:
@@ -76,12 +59,8 @@ async def done_of(page: Page, metric: str) -> float:
 async def test_agent_takes_a_call_and_sets_its_result(
     demo: DemoFloor, browsers: Browsers, story: dict[str, Any]
 ) -> None:
-    page = await browsers.open("agent")
-    await sign_in(page, demo, DESK_AGENT)
-    await expect(page).to_have_url(f"{demo.url}/desk")
+    page = await open_desk(browsers, demo)
     state = page.get_by_test_id("desk-state")
-    await expect(state).to_have_attribute("data-state", "signed_out")
-    await expect(page.get_by_test_id("live-status")).to_have_attribute("data-state", "open")
     effective = page.locator("[data-testid=quota-item][data-metric=effective_calls]")
     await expect(effective).to_be_visible()
     effective_before = await done_of(page, "effective_calls")
@@ -190,7 +169,7 @@ async def test_reviewer_plays_and_scores_the_call(
             ranges.append(response)
 
     page.on("response", partial)
-    await sign_in(page, demo, "qa")
+    await sign_in(page, demo.url, "qa", demo.password)
     await expect(page).to_have_url(f"{demo.url}/qa")
 
     await page.get_by_test_id("filter-agent").fill(DESK_AGENT)
@@ -259,7 +238,7 @@ async def test_reviewer_plays_and_scores_the_call(
 
 async def test_supervisor_watches_the_wallboard(demo: DemoFloor, browsers: Browsers) -> None:
     page = await browsers.open("supervisor")
-    await sign_in(page, demo, "supervisor")
+    await sign_in(page, demo.url, "supervisor", demo.password)
     await expect(page).to_have_url(f"{demo.url}/wallboard")
     for agent in (DESK_AGENT, OTHER_AGENT):
         await expect(page.locator(f"[data-testid=wall-agent][data-agent={agent}]")).to_be_visible()

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-from browser_support import Browsers
+from browser_support import Browsers, sign_in
 from playwright.async_api import Page, expect
 
 from dialer.api.context import ApiContext
@@ -79,12 +79,8 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
         yield Site(url, floor.api)
 
 
-async def sign_in(page: Page, site: Site, username: str, password: str = PASSWORD) -> None:
-    await page.goto(f"{site.url}/login")
-    await expect(page.locator("body[data-ready=true]")).to_be_attached()
-    await page.get_by_test_id("login-username").fill(username)
-    await page.get_by_test_id("login-password").fill(password)
-    await page.get_by_test_id("login-submit").click()
+async def log_in(page: Page, site: Site, username: str, password: str = PASSWORD) -> None:
+    await sign_in(page, site.url, username, password)
 
 
 async def test_sign_in_refusal_then_desk_then_english(site: Site, browsers: Browsers) -> None:
@@ -94,7 +90,7 @@ async def test_sign_in_refusal_then_desk_then_english(site: Site, browsers: Brow
     await expect(page.get_by_test_id("login-submit")).to_have_text("登录")
     await browsers.screenshot(page, "login")
 
-    await sign_in(page, site, "agent1", "wrong password")
+    await log_in(page, site, "agent1", "wrong password")
     # The server's own message, in the language the page asked for.
     refused = text("auth.bad_credentials", "zh-CN")
     await expect(page.get_by_test_id("error-message")).to_have_text(refused)
@@ -108,7 +104,7 @@ async def test_sign_in_refusal_then_desk_then_english(site: Site, browsers: Brow
     await expect(page.get_by_test_id("error-message")).to_have_text(english)
     await page.get_by_test_id("locale-switch").select_option("zh-CN")
 
-    await sign_in(page, site, "agent1")
+    await log_in(page, site, "agent1")
     await expect(page).to_have_url(f"{site.url}/desk")
     await expect(page.get_by_test_id("user-name")).to_have_text("王小明")
     await expect(page.get_by_test_id("desk-state")).to_have_text("未签入")
@@ -144,14 +140,14 @@ async def test_reviewer_and_supervisor_land_on_their_pages(
     site: Site, browsers: Browsers
 ) -> None:
     qa = await browsers.open("qa", locale="zh-CN")
-    await sign_in(qa, site, "qa1")
+    await log_in(qa, site, "qa1")
     await expect(qa).to_have_url(f"{site.url}/qa")
     await expect(qa.get_by_test_id("result-count")).to_contain_text("共 0 通")
     await expect(qa.get_by_test_id("player-empty")).to_be_visible()
     await browsers.screenshot(qa, "qa-empty")
 
     boss = await browsers.open("supervisor", locale="zh-CN")
-    await sign_in(boss, site, "boss")
+    await log_in(boss, site, "boss")
     await expect(boss).to_have_url(f"{site.url}/wallboard")
     await expect(boss.get_by_test_id("user-role")).to_have_text("Supervisor")  # user's locale: en
     await expect(boss.locator("body[data-ready=true]")).to_be_attached()

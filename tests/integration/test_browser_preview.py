@@ -15,12 +15,11 @@ Screenshots of each step are saved (see ``browser_support.screenshots_dir``).
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_support import Browsers, DemoFloor
+from browser_support import Browsers, DemoFloor, demo_floor, open_desk
 from playwright.async_api import Page, expect
 
 pytestmark = pytest.mark.integration
@@ -44,25 +43,9 @@ CDRS_WITH_RESULT = """async ([campaign, callId]) => {
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoFloor]:
-    floor = DemoFloor.start(
-        tmp_path_factory.mktemp("demo-preview"),
-        password=secrets.token_urlsafe(12),
-        desk_agent=DESK_AGENT,
-        phones=2,
-        desk_mode="preview",
-    )
-    try:
+    data_dir = tmp_path_factory.mktemp("demo-preview")
+    with demo_floor(data_dir, desk_agent=DESK_AGENT, phones=2, desk_mode="preview") as floor:
         yield floor
-    finally:
-        floor.stop()
-
-
-async def log_in(page: Page, demo: DemoFloor, username: str) -> None:
-    await page.goto(f"{demo.url}/login")
-    await expect(page.locator("body[data-ready=true]")).to_be_attached()
-    await page.get_by_test_id("login-username").fill(username)
-    await page.get_by_test_id("login-password").fill(demo.password)
-    await page.get_by_test_id("login-submit").click()
 
 
 async def desk_now(page: Page, demo: DemoFloor) -> dict[str, Any]:
@@ -76,12 +59,8 @@ async def desk_now(page: Page, demo: DemoFloor) -> dict[str, Any]:
 async def test_agent_skips_a_previewed_lead_and_calls_the_next(
     demo: DemoFloor, browsers: Browsers
 ) -> None:
-    page = await browsers.open("agent")
-    await log_in(page, demo, DESK_AGENT)
-    await expect(page).to_have_url(f"{demo.url}/desk")
+    page = await open_desk(browsers, demo)
     state = page.get_by_test_id("desk-state")
-    await expect(state).to_have_attribute("data-state", "signed_out")
-    await expect(page.get_by_test_id("live-status")).to_have_attribute("data-state", "open")
 
     # Signing in calls the desk phone; once it is up the agent is ready, and in preview
     # nothing is dialed for a ready agent until it accepts a lead.
