@@ -529,6 +529,21 @@ class PacingController:
             raise PacingError([f"wrap_up_s: must be 0 or more, got {wrap_up_s:g}"])
         self._wrap.add(wrap_up_s)
 
+    def remember(self, day: date, *, live: bool, abandoned: bool, ring_s: float | None) -> None:
+        """A past call's part in the tallies and ring times: history, so no feedback."""
+        if ring_s is not None:
+            (self._rings.answered if live else self._rings.failed).add(ring_s)
+        if live:
+            self.tally.add(day, abandoned=abandoned)
+
+    def remembered(self, live: int, attempts: int) -> None:
+        """After ``remember``: the answer rate the past calls give (as ``attempts`` of
+        evidence); the learned tables are rebuilt on the next decision."""
+        if attempts:
+            self._answers.seed(live / attempts, attempts)
+        self._tables_at = -math.inf
+        self._rings.invalidate()
+
     def seed_from(self, records: Iterable[CallRecord], *, zone: tzinfo = UTC) -> int:
         """Start the tallies and the learned times from past CDRs; how many were read.
 
@@ -732,28 +747,25 @@ class PacingSeed:
         self.live = 0
 
     def add(self, record: CallRecord) -> None:
-        c = self._controller
+        controller = self._controller
         self.attempts += 1
         is_live = record.abandoned or (
             record.answered_at_ms is not None and record.answered_by is not AnsweredBy.MACHINE
         )
-        if is_live:
-            self.live += 1
-            at_ms = record.answered_at_ms or record.created_at_ms
-            day = datetime.fromtimestamp(at_ms / 1000, self._zone).date()
-            c.tally.add(day, abandoned=record.abandoned)
+        self.live += is_live
+        at_ms = (record.answered_at_ms if is_live else None) or record.created_at_ms
+        controller.remember(
+            datetime.fromtimestamp(at_ms / 1000, self._zone).date(),
+            live=is_live,
+            abandoned=record.abandoned,
+            ring_s=record.ring_ms / 1000 if record.ring_ms > 0 else None,
+        )
         if record.bridged_at_ms is not None and record.talk_ms > 0:
-            c._talk.add(record.talk_ms / 1000)
-        if record.wrap_up_ms is not None:
-            c._wrap.add(record.wrap_up_ms / 1000)
-        if record.ring_ms > 0:
-            (c._rings.answered if is_live else c._rings.failed).add(record.ring_ms / 1000)
+            controller.on_talk_ended(record.talk_ms / 1000)
+        if record.wrap_up_ms is not None and record.wrap_up_ms >= 0:  # a bad row teaches nothing
+            controller.on_wrap_up_ended(record.wrap_up_ms / 1000)
 
     def finish(self) -> int:
         """How many records were read; the learned tables are rebuilt on the next decision."""
-        c = self._controller
-        if self.attempts:
-            c._answers.seed(self.live / self.attempts, self.attempts)
-        c._tables_at = -math.inf
-        c._rings.invalidate()
+        self._controller.remembered(self.live, self.attempts)
         return self.attempts
