@@ -118,6 +118,7 @@ async def floor_board(ctx: ApiContext, user: User | None = None) -> FloorBoard:
                 abandon_cap=campaign.abandon_cap,
             )
             for campaign in config.campaigns
+            if team is None or not team.isdisjoint(campaign.agents)
         ],
         quota_by_team=[
             TeamQuota(

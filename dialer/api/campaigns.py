@@ -44,6 +44,7 @@ from dialer.api.auth import Role, User, require
 from dialer.api.context import ApiContext, context
 from dialer.api.errors import ApiError, error_responses
 from dialer.api.messages import register
+from dialer.api.scope import require_campaign, sees_campaign
 from dialer.config import CampaignConfig, ConfigError
 from dialer.dialing.runner import CampaignRunner
 from dialer.leads.csv_import import ImportReport, RowError, import_leads
@@ -209,8 +210,12 @@ def _campaign(ctx: ApiContext, campaign_id: str) -> CampaignConfig:
 
 @router.get("/campaigns", response_model=list[CampaignOut], responses=ERRORS)
 async def list_campaigns(ctx: Ctx, user: Manager) -> list[CampaignOut]:
-    """The configured campaigns and whether this node works them."""
-    return [_out(ctx, campaign) for campaign in ctx.floor.config.campaigns]
+    """The configured campaigns and whether this node works them (a lead: its team's)."""
+    return [
+        _out(ctx, campaign)
+        for campaign in ctx.floor.config.campaigns
+        if sees_campaign(ctx, user, campaign.agents)
+    ]
 
 
 def _out(ctx: ApiContext, campaign: CampaignConfig) -> CampaignOut:
@@ -252,6 +257,7 @@ async def create_campaign(ctx: Ctx, user: Manager, body: CampaignIn) -> Campaign
     campaigns = ctx.floor.campaigns
     if campaigns is None:
         raise ApiError(409, "not_run_here", "campaign.not_run_here")
+    require_campaign(ctx, user, body.id, body.agents, act=True)
     settings = body.model_dump(exclude_none=True)
     try:
         runner = await campaigns.define(settings, user.username)
@@ -276,6 +282,7 @@ async def create_campaign(ctx: Ctx, user: Manager, body: CampaignIn) -> Campaign
 async def pause_campaign(ctx: Ctx, user: Manager, campaign_id: str) -> CampaignOut:
     """Hold the campaign's dialing on this node: no new calls; calls in progress go on."""
     campaign, runner = _running(ctx, campaign_id)
+    require_campaign(ctx, user, campaign.id, campaign.agents, act=True)
     runner.pause_dialing()
     log.info("campaign %s paused by %s", campaign_id, user.username)
     return _out(ctx, campaign)
@@ -289,6 +296,7 @@ async def pause_campaign(ctx: Ctx, user: Manager, campaign_id: str) -> CampaignO
 async def resume_campaign(ctx: Ctx, user: Manager, campaign_id: str) -> CampaignOut:
     """Dial again after a pause."""
     campaign, runner = _running(ctx, campaign_id)
+    require_campaign(ctx, user, campaign.id, campaign.agents, act=True)
     runner.resume_dialing()
     log.info("campaign %s resumed by %s", campaign_id, user.username)
     return _out(ctx, campaign)
@@ -332,6 +340,7 @@ def abandon_rate(answered: int, abandoned: int) -> float:
 async def campaign_stats(ctx: Ctx, user: Manager, campaign_id: str) -> CampaignStats:
     """Leads by state and today's calls, answers and abandoned calls against the cap."""
     campaign = _campaign(ctx, campaign_id)
+    require_campaign(ctx, user, campaign.id, campaign.agents, act=False)
     leads = await LeadStore(ctx.floor.database).counts(campaign.id)
     calls, answered, abandoned = (await calls_today(ctx, campaign.id)).get(campaign.id, (0, 0, 0))
     return CampaignStats(
@@ -383,6 +392,7 @@ async def upload_leads(
 ) -> LeadUpload:
     """Import a lead list: valid rows in one transaction, the others reported by row."""
     campaign = _campaign(ctx, campaign_id)
+    require_campaign(ctx, user, campaign.id, campaign.agents, act=True)
     limit = ctx.floor.config.http.max_upload_bytes
     if file.size is not None and file.size > limit:
         raise ApiError(413, "too_large", "leads.too_large", limit=limit)

@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Annotated, Any, BinaryIO, Final, cast
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import ColumnElement, Table, func, select
@@ -400,6 +400,27 @@ _EXPORT_CONTENT: Final[dict[str, Any]] = {
 }
 
 
+async def _may_export(ctx: Ctx, user: CurrentUser, request: Request) -> User:
+    """The role check, made before the filters are read: a refused export is in the audit
+    log even when its filters are also wrong (those would be a 422 first)."""
+    if user.role not in {Role.SUPERVISOR, Role.ADMIN}:
+        asked = request.url.query or "no filters"
+        await ctx.audit.write(
+            user.username,
+            AuditAction.EXPORT,
+            None,
+            f"refused: role {user.role} may not export ({asked})",
+            False,
+            ctx.now_ms(),
+        )
+        role = text(f"role.{user.role.value}", user.locale)
+        raise ApiError(403, "forbidden", "cdr.export_forbidden", role=role)
+    return user
+
+
+Exporter = Annotated[User, Depends(_may_export)]
+
+
 @router.get(
     "/cdrs/export",
     response_class=StreamingResponse,
@@ -407,22 +428,11 @@ _EXPORT_CONTENT: Final[dict[str, Any]] = {
 )
 async def export_cdrs(
     ctx: Ctx,
-    user: CurrentUser,
+    user: Exporter,
     filters: Filters,
     format: ExportFormat = ExportFormat.CSV,
 ) -> StreamingResponse:
     """Every call matching the filters as CSV (Excel-ready) or JSON lines; audited."""
-    if user.role not in {Role.SUPERVISOR, Role.ADMIN}:
-        await ctx.audit.write(
-            user.username,
-            AuditAction.EXPORT,
-            None,
-            f"refused: role {user.role} may not export ({filters.describe()})",
-            False,
-            ctx.now_ms(),
-        )
-        role = text(f"role.{user.role.value}", user.locale)
-        raise ApiError(403, "forbidden", "cdr.export_forbidden", role=role)
     team = team_agents(ctx, user)
     if team is not None and filters.agent is not None and filters.agent not in team:
         await ctx.audit.write(

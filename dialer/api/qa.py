@@ -32,10 +32,11 @@ from cdr.qa import (
 )
 from cdr.tables import CdrRow
 from dialer.api.auth import Role, User, require
-from dialer.api.cdrs import Day, QaScoreItem
+from dialer.api.cdrs import Day, QaScoreItem, cdr_row
 from dialer.api.context import ApiContext, context
 from dialer.api.errors import ApiError, error_responses
 from dialer.api.messages import register
+from dialer.api.scope import require_in_team, team_agents
 
 __all__ = [
     "SCORECARDS_DIR",
@@ -199,8 +200,9 @@ async def queue(
     user: Reviewer,
     day: Annotated[Day | None, Query(description="local day; default today")] = None,
 ) -> list[QueueItem]:
-    """The day's sample of answered calls still waiting for a score."""
+    """The day's sample of answered calls still waiting for a score (a lead: its team's share)."""
     config = ctx.floor.config
+    team = team_agents(ctx, user)
     tz = ZoneInfo(config.service.timezone)
     chosen = day or datetime.fromtimestamp(ctx.now_ms() / 1000, tz).date()
     start, end = _day_bounds_ms(chosen, tz)
@@ -230,7 +232,7 @@ async def queue(
             has_recording=records[call_id].recording is not None,
         )
         for call_id in picked
-        if call_id not in scored
+        if call_id not in scored and (team is None or records[call_id].agent in team)
     ]
 
 
@@ -242,6 +244,11 @@ async def queue(
 )
 async def save_score(ctx: Ctx, user: Reviewer, body: ScoreIn) -> ScoreOut:
     """Score a call against a scorecard; the CDR's ``qa_score`` becomes this score."""
+    if team_agents(ctx, user) is not None:  # a lead scores its team's calls only
+        row = await cdr_row(ctx, body.call_id)
+        if row is None:
+            raise ApiError(404, "not_found", "qa.unknown_call", call_id=body.call_id)
+        require_in_team(ctx, user, row["agent"])
     card = _card(await _cards(), body.scorecard)
     try:
         result = score(card, body.answers)
