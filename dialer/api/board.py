@@ -5,7 +5,8 @@ event stream), the calls open now and the answered customers waiting for an
 agent (the predictive pacer's last count), today's abandon rate of each
 campaign against its cap (from the CDRs), and each team's effective calls
 against its target (the live quota counters). The ``floor`` server-sent
-event carries the same body.
+event carries the same body. A team lead's board is its team's: its agents,
+the campaigns they work, the calls they are on.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ async def floor_board(ctx: ApiContext, user: User | None = None) -> FloorBoard:
                 campaign=campaign,
             )
         )
+    # A lead's: the campaigns its agents work, and the calls they are on.
+    seen = {c.id for c in config.campaigns if team is None or not team.isdisjoint(c.agents)}
     today = await calls_today(ctx, None)
     counters = floor.quotas.counters
     day = counters.policy.periods.day_of(ctx.now_ms())
@@ -108,9 +111,13 @@ async def floor_board(ctx: ApiContext, user: User | None = None) -> FloorBoard:
         calls_waiting=sum(
             runner.last_decision.waiting
             for runner in floor.runners
-            if runner.last_decision is not None
+            if runner.last_decision is not None and runner.campaign_id in seen
         ),
-        calls_in_progress=len(floor.records.collector.open_calls()),
+        calls_in_progress=sum(
+            1
+            for call_id in floor.records.collector.open_calls()
+            if team is None or ctx.desks.agent_of(call_id) in team
+        ),
         campaigns=[
             CampaignTile(
                 id=campaign.id,
@@ -118,7 +125,7 @@ async def floor_board(ctx: ApiContext, user: User | None = None) -> FloorBoard:
                 abandon_cap=campaign.abandon_cap,
             )
             for campaign in config.campaigns
-            if team is None or not team.isdisjoint(campaign.agents)
+            if campaign.id in seen
         ],
         quota_by_team=[
             TeamQuota(

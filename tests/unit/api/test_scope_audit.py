@@ -15,6 +15,7 @@ pause or a lead list moves the dialing of every agent of the campaign.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
@@ -615,3 +616,16 @@ async def test_live_events_hold_each_users_scope_and_carry_no_number(api: Api) -
     finally:
         for sub in subs.values():
             hub.unsubscribe(sub)
+
+
+async def test_a_leads_wallboard_counts_the_calls_its_agents_are_on(api: Api) -> None:
+    for call_id, agent, number in (
+        ("open-a1", "a1", A1_NUMBER),
+        ("open-a2", "a2", A2_NUMBER),
+        ("open-nobody", None, NOBODY_NUMBER),
+    ):
+        api.ctx.floor.service.calls.publish(assigned(call_id, agent, number))
+    await asyncio.sleep(0)  # the collector and the desk tracker take them in order
+    lead = (await call(api, "lead", "GET", f"{V1}/floor")).json()
+    boss = (await call(api, "boss", "GET", f"{V1}/floor")).json()
+    assert (lead["calls_in_progress"], boss["calls_in_progress"]) == (1, 3)
