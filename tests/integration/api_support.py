@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import struct
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +20,13 @@ import httpx
 from peers.ports import free_udp_tcp_port
 from support import floor_config
 
+from cdr.record import RecordingRef
 from dialer.api.app import api_context, create_app
 from dialer.api.context import ApiContext
 from dialer.config import AgentConfig, CampaignConfig, Config, PhoneConfig
 from dialer.dialing.running import running_campaigns
 from dialer.floor import running_floor
+from dialer.media.wav import build_header
 
 PASSWORD = "secret"
 Users = Mapping[str, tuple[str, str | None]]  # username -> (role, agent id)
@@ -83,3 +87,29 @@ async def serving_api(
         async with httpx.AsyncClient(transport=transport, base_url="http://floor") as client:
             yield Api(ctx, client, tokens)
         ctx.live.close()
+
+
+# Full marks on the standard script's scorecard.
+FULL_MARKS = {
+    "greeting": 5,
+    "self_introduction": 5,
+    "needs_discovery": 10,
+    "product_explanation": 10,
+    "compliance_no_false_promises": 1,
+    "closing": 5,
+}
+
+
+def recording(path: Path) -> RecordingRef:
+    """A tiny two-channel WAV written at ``path``, as the index knows it."""
+    audio = struct.pack("<hh", 1000, -3000) * 800
+    data = build_header(2, 8000, 16, len(audio)) + audio
+    path.write_bytes(data)
+    return RecordingRef(
+        path=str(path),
+        sha256=hashlib.sha256(data).hexdigest(),
+        duration_ms=100,
+        size_bytes=len(data),
+        agent_speech_ms=100,
+        customer_speech_ms=100,
+    )

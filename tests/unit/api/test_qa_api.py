@@ -8,7 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from api_support import Api, api_config, serving_api
+from api_support import FULL_MARKS, Api, api_config, serving_api
 
 from cdr.audit import AuditAction
 from cdr.record import CallRecord, Outcome
@@ -17,14 +17,6 @@ from dialer.api.context import ApiContext
 DAY_START = int(datetime(2026, 5, 4, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)
 NOW = DAY_START + 15 * 3_600_000  # 15:00 on Monday 2026-05-04, Shanghai
 USERS = {"qa": ("qa", None), "agent1": ("agent", "a1")}
-FULL_MARKS = {
-    "greeting": 5,
-    "self_introduction": 5,
-    "needs_discovery": 10,
-    "product_explanation": 10,
-    "compliance_no_false_promises": 1,
-    "closing": 5,
-}
 
 
 @pytest.fixture

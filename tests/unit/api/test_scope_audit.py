@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import json
-import struct
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -29,17 +27,16 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from api_support import Api, api_config, serving_api
+from api_support import FULL_MARKS, Api, api_config, recording, serving_api
 
 from cdr.audit import AuditAction, AuditEntry
-from cdr.record import CallRecord, Outcome, RecordingRef
+from cdr.record import CallRecord, Outcome
 from dialer.api.app import create_app
 from dialer.api.users import User
 from dialer.config import Config, TrunkConfig
 from dialer.dialing.runner import CampaignRunner
 from dialer.dialing.setup import campaign_runner
 from dialer.events import CallAssigned, Direction
-from dialer.media.wav import build_header
 from quota.progress import QuotaProgress
 
 DAY_START = int(datetime(2026, 5, 4, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp() * 1000)
@@ -57,14 +54,6 @@ USERS = {
 }
 ROLES = ("agent1", "qa", "lead", "boss", "admin")
 TEAM_REFUSED = "As the lead of team t1 you see that team's agents and calls only."
-FULL_MARKS = {
-    "greeting": 5,
-    "self_introduction": 5,
-    "needs_discovery": 10,
-    "product_explanation": 10,
-    "compliance_no_false_promises": 1,
-    "closing": 5,
-}
 SCORE = {"scorecard": "standard-script", "answers": FULL_MARKS}
 CSV = b"phone\n13612345678\n"
 
@@ -78,20 +67,6 @@ def config(tmp_path: Path, **changes: Any) -> Config:
         dataclasses.replace(shared, id="c3", agents=("a1",)),
     )
     return dataclasses.replace(base, campaigns=campaigns, **changes)
-
-
-def recording(path: Path) -> RecordingRef:
-    audio = struct.pack("<hh", 1000, -3000) * 800
-    data = build_header(2, 8000, 16, len(audio)) + audio
-    path.write_bytes(data)
-    return RecordingRef(
-        path=str(path),
-        sha256=hashlib.sha256(data).hexdigest(),
-        duration_ms=100,
-        size_bytes=len(data),
-        agent_speech_ms=100,
-        customer_speech_ms=100,
-    )
 
 
 async def add_call(

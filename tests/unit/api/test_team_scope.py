@@ -5,36 +5,19 @@ a1 (李雷) is in team t1, a2 (韩梅梅) in t2. ``lead`` leads t1.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from api_support import Api, api_config, serving_api
+from api_support import Api, api_config, recording, serving_api
 
 from cdr.audit import AuditAction
-from cdr.record import CallRecord, Outcome, RecordingRef
-from dialer.media.wav import build_header
+from cdr.record import CallRecord, Outcome
 
 USERS = {"boss": ("supervisor", None)}
 A1_CALL, A2_CALL, NOBODY = "t1-call", "t2-call", "rang-out"
 REFUSED = "As the lead of team t1 you see that team's agents and calls only."
-
-
-def recording(path: Path) -> RecordingRef:
-    audio = struct.pack("<hh", 1000, -3000) * 800
-    data = build_header(2, 8000, 16, len(audio)) + audio
-    path.write_bytes(data)
-    return RecordingRef(
-        path=str(path),
-        sha256=hashlib.sha256(data).hexdigest(),
-        duration_ms=100,
-        size_bytes=len(data),
-        agent_speech_ms=100,
-        customer_speech_ms=100,
-    )
 
 
 @pytest.fixture
