@@ -147,7 +147,8 @@ class DemoFloor:
             "--duration", "900",
             "--data-dir", str(data_dir),
             "--http-port", "0",
-            "--password", password,
+            # As one word: a token that starts with "-" would read as an option.
+            f"--password={password}",
             "--desk-agents", desk_agent,
             "--mix", "answer=100",
             "--talk", "4-6",
