@@ -46,17 +46,17 @@ def desk_phone(config: Config, registrar: Registrar | None, agent: str, now: flo
     extension = {a.id: a.extension for a in config.agents}.get(agent)
     if extension is None:
         raise DeskRefusedError("desk.no_phone", f"agent {agent} has no desk phone", extension="-")
-    bindings = registrar.lookup(extension, now) if registrar is not None else ()
-    if not bindings:
+    binding = registrar.newest(extension, now) if registrar is not None else None
+    if binding is None:
         raise DeskRefusedError(
             "desk.no_phone",
             f"agent {agent}'s desk phone {extension} is not registered",
             extension=extension,
         )
     vendor = {p.extension: p.vendor for p in config.phones}.get(extension, "generic")
-    contact = SipUri.parse(bindings[0].contact)
+    contact = SipUri.parse(binding.contact)
     return Dial(
-        bindings[0].contact,
+        binding.contact,
         (contact.host, contact.port or 5060),
         extra_headers=auto_answer_headers(vendor),
     )

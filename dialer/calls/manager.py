@@ -22,6 +22,7 @@ from dialer.events import (
     CallCleared,
     CallEnded,
     CallEvent,
+    CallOutcome,
     CallProgress,
     ClearedBy,
     Event,
@@ -37,6 +38,9 @@ from dialer.sip.sdp import make_offer
 from .relay import MediaRelay
 
 log = logging.getLogger(__name__)
+
+# How a ringing desk phone says no: its agent's answer, not the system's.
+_REFUSALS = frozenset({CallOutcome.BUSY, CallOutcome.DECLINED})
 
 Address = tuple[str, int]
 
@@ -54,6 +58,18 @@ class Dial:
     caller_id: str | None = None  # the From user the callee sees; None: "dialer"
 
 
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    """A customer not dialed yet: dialed once the agent's phone has answered."""
+
+    dial: Dial
+    record_early_media: bool
+
+
+class _NotDialedError(Exception):
+    """The call ended before its customer's INVITE could leave."""
+
+
 @dataclass
 class _Call:
     call_id: str
@@ -64,6 +80,8 @@ class _Call:
     answered: set[Side] = field(default_factory=set)
     bridged: bool = False
     ended: bool = False
+    waiting: _Waiting | None = None  # the customer's INVITE has not left yet
+    dialing: bool = False  # the agent answered: the customer's INVITE is on its way
 
 
 @dataclass
@@ -100,6 +118,7 @@ class CallManager:
         self._outbox: deque[Event] = deque()
         self._delivering = False
         self._loop = asyncio.get_running_loop()
+        self._tasks: set[asyncio.Task[None]] = set()
         relay.emit = self._on_relay_event
         # Subscribers attach right after the service starts: they get these first.
         self._loop.call_soon(self._publish_repairs)
@@ -167,20 +186,58 @@ class CallManager:
         record: bool = True,
         record_early_media: bool = False,
     ) -> str:
-        """Call the agent and the customer; bridge them when both have answered.
+        """Call the agent's phone, then the customer once it answered; bridge on answer.
 
-        The call id is the customer leg's SIP Call-ID; the agent leg (a
-        per-call connection here) is ended with the call.
+        A customer must never pick up to silence while a desk phone rings (or
+        never answers), so the customer's INVITE waits for the agent. If the
+        agent's leg ends first, the customer was never dialed: its
+        ``CallEnded`` (``cancelled``, no SIP status) says so. The call id is
+        the customer leg's SIP Call-ID; the agent leg (a per-call connection
+        here) is ended with the call.
         """
         call_id = call_id or str(uuid.uuid4())
         agent_leg = f"{call_id}-agent"
         call = _Call(call_id, call_id, agent_leg, owns_agent_leg=True, record=record)
+        call.waiting = _Waiting(customer, record_early_media)
         self._calls[call_id] = call
         self._by_leg[call_id] = call
         self._by_leg[agent_leg] = call
         await self.place_leg(agent_leg, Side.AGENT, agent)
-        await self._place_customer(call_id, customer, record, record_early_media)
         return call_id
+
+    def _dial_waiting_customer(self, call: _Call) -> None:
+        waiting = call.waiting
+        if waiting is None or call.ended or call.dialing:
+            return
+        call.dialing = True
+
+        def leaving() -> None:
+            if call.ended:  # the agent hung up while the customer's ports were opening
+                raise _NotDialedError
+            call.waiting = None
+            self.relay.create_bridge(
+                call.call_id,
+                call.customer_leg,
+                record=call.record,
+                record_early_media=waiting.record_early_media,
+            )
+
+        async def place() -> None:
+            try:
+                await self.place_leg(call.customer_leg, Side.CUSTOMER, waiting.dial, leaving)
+            except _NotDialedError:
+                self.relay.close_leg(call.customer_leg)
+            except Exception:
+                log.exception("call %s: the customer leg could not be placed", call.call_id)
+                if call.customer_leg not in self.endpoint.calls:
+                    self.relay.close_leg(call.customer_leg)
+                    call.waiting = waiting  # never dialed: its end says so
+                failed = "the customer leg could not be placed"
+                self._end(call, self._loop.time(), ClearedBy.SYSTEM, failed)
+
+        task = self._loop.create_task(place(), name=f"dial-customer-{call.call_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def connect_agent(self, agent_id: str, phone: Dial) -> str:
         """Call the agent's phone once (with its auto-answer headers) and keep the leg up.
@@ -318,6 +375,8 @@ class CallManager:
         side = Side.CUSTOMER if event.call_id == call.customer_leg else Side.AGENT
         if isinstance(event, CallAnswered):
             call.answered.add(side)
+            if side is Side.AGENT:
+                self._dial_waiting_customer(call)
             if call.answered == {Side.CUSTOMER, Side.AGENT} and not call.ended:
                 call.bridged = True
                 self.relay.connect(call.call_id, call.agent_leg, now)
@@ -327,7 +386,9 @@ class CallManager:
             if side is Side.CUSTOMER:
                 by = ClearedBy.CUSTOMER if remote else ClearedBy.SYSTEM
             else:
-                by = ClearedBy.AGENT if remote else ClearedBy.SYSTEM
+                # A ringing desk phone refused (busy, declined) is the agent's doing too.
+                refused = Side.AGENT not in call.answered and event.outcome in _REFUSALS
+                by = ClearedBy.AGENT if remote or refused else ClearedBy.SYSTEM
             self._end(call, now, by, f"{side.value} leg ended: {event.outcome.value}")
             self._by_leg.pop(event.call_id, None)
 
@@ -376,6 +437,21 @@ class CallManager:
             agent_leg = self.agent_legs.get(call.agent_leg)
             if agent_leg is not None and agent_leg.call_id == call.call_id:
                 agent_leg.call_id = None  # free for the next customer
+            if call.waiting is not None:
+                call.waiting = None
+                self._by_leg.pop(call.customer_leg, None)
+                self._publish(
+                    CallEnded(
+                        call_id=call.customer_leg,
+                        at_ms=self.endpoint.clock.wall(now),
+                        mono=now,
+                        outcome=CallOutcome.CANCELLED,
+                        status=None,
+                        q850_cause=None,
+                        hangup_by=HangupBy.LOCAL,
+                        reason="never dialed: " + reason,
+                    )
+                )
         legs = [call.customer_leg] + ([call.agent_leg] if call.owns_agent_leg else [])
         for leg in legs:
             if leg in self.endpoint.calls:

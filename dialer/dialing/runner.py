@@ -19,8 +19,12 @@ information tone releases the call at once with the outcome it means, so it
 never rings out and never reaches an agent.
 
 Preview and manual work over a per-call connection when the agent signed in
-without one (the desk phone rings with each call) and over the persistent
-leg otherwise.
+without one and over the persistent leg otherwise. Per call, the desk phone
+(at the contact it is registered from now) rings first and the customer is
+dialed once it answered, so no customer picks up to silence; a phone that
+declines or rings out ends the attempt as never dialed (``cancelled``: not
+the customer's attempt, not the trunk's failure), and a phone that
+unregisters mid-call takes its call with it.
 
 The pure parts decide: the agent state machine (``dialer.agents.state``), the
 hopper (which lead next), calling windows and the retry rules
@@ -65,6 +69,7 @@ from dialer.events import (
     CallBridged,
     CallEnded,
     CallOutcome,
+    CallStarted,
     ClearedBy,
     Direction,
     DispositionSet,
@@ -75,11 +80,16 @@ from dialer.events import (
 )
 from dialer.leads.phone import CHINA, NumberingPlan, normalise
 from dialer.media.screening import EarlyMediaClassifier, outcome_for
+from dialer.sip.uri import SipUri
 from dialer.store.leads import LeadStore
 
 log = logging.getLogger(__name__)
 
 RING_TIMEOUT = "ring_timeout"  # CallCleared.reason of a customer who never answered
+# CallCleared.reason of a call whose desk phone (rung per call) never answered: the
+# customer was never dialed, so this is not the customer's no answer.
+PHONE_RING_TIMEOUT = "agent_phone_ring_timeout"
+PHONE_GONE = "agent_phone_unregistered"  # CallCleared.reason: the desk phone left mid-call
 ABANDONED = "abandoned"  # CallCleared.reason of a live customer no agent was free for
 SCREENED = "screened"  # CallCleared.reason prefix of a call released by its early media
 PACING_EVENT_S = 1.0  # a campaign's PacingDecided at most this often (and on every launch)
@@ -115,6 +125,8 @@ class FloorAgent:
     leg: str | None = None
     counts: AgentDayCounts = field(default_factory=AgentDayCounts)
     preview: LeadCandidate | None = None
+    # One "next lead" at a time: a second click waits, then is shown the same lead.
+    choosing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +152,10 @@ class _Attempt:
     answered: bool = False
     bridged: bool = False
     rang_out: bool = False
+    # The customer's INVITE has left: a per-call agent's desk phone rings first, and
+    # the customer is dialed (and its ring timed) only once the phone answered.
+    customer_dialed: bool = False
+    phone_rang_out: bool = False
     predictive: bool = False
     answered_at: float | None = None
     bridged_at: float | None = None
@@ -368,6 +384,11 @@ class CampaignRunner:
                 return attempt.call_id
         raise ValueError(f"agent {agent_id} has no call to hang up")
 
+    def _hang_up_calls_of(self, agent_id: str, reason: str) -> None:
+        for attempt in list(self._attempts.values()):
+            if attempt.agent_id == agent_id:
+                self.calls.hangup(attempt.call_id, by=ClearedBy.SYSTEM, reason=reason)
+
     def _floor(self, agent_id: str) -> FloorAgent:
         floor = self.agents.get(agent_id)
         if floor is None:
@@ -384,15 +405,7 @@ class CampaignRunner:
                 next_reconcile = now + RECONCILE_S
                 self.reconcile(now)
             for attempt in list(self._attempts.values()):
-                if (
-                    not attempt.answered
-                    and not attempt.rang_out
-                    and now - attempt.started >= self.ring_timeout_s
-                ):
-                    attempt.rang_out = True
-                    self.calls.hangup(
-                        attempt.call_id, by=ClearedBy.SYSTEM, reason=RING_TIMEOUT
-                    )
+                self._time_ring(attempt, now)
             if self.screen_early_media:
                 self._screen(now)
             if self.pacing is not None:
@@ -414,6 +427,17 @@ class CampaignRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_S)
 
+    def _time_ring(self, attempt: _Attempt, now: float) -> None:
+        """Give up a ring at ``ring_timeout_s``: the customer's, or first the desk phone's."""
+        if attempt.answered or now - attempt.started < self.ring_timeout_s:
+            return
+        if attempt.customer_dialed and not attempt.rang_out:
+            attempt.rang_out = True
+            self.calls.hangup(attempt.call_id, by=ClearedBy.SYSTEM, reason=RING_TIMEOUT)
+        elif not attempt.customer_dialed and not attempt.phone_rang_out:
+            attempt.phone_rang_out = True
+            self.calls.hangup(attempt.call_id, by=ClearedBy.SYSTEM, reason=PHONE_RING_TIMEOUT)
+
     def reconcile(self, now: float) -> None:
         """Correct any agent whose state disagrees with its legs (a lost event, a bug)."""
         for agent_id, floor in self.agents.items():
@@ -432,6 +456,21 @@ class CampaignRunner:
                 log.warning("agent %s drifted; corrected to %s", agent_id, change.state)
                 self._agent_changed(change)
             self._let_go_of_preview(floor)
+
+    def _desk_phone(self, floor: FloorAgent, now: float) -> Dial:
+        """Where the desk phone is now: a phone that re-registered (rebooted, a new port
+        behind NAT) is rung at its new contact, not the one it had at sign-in."""
+        registrar = self.calls.endpoint.registrar
+        if floor.extension is None or registrar is None:
+            return floor.phone
+        binding = registrar.newest(floor.extension, now)
+        if binding is None or binding.contact == floor.phone.target:
+            return floor.phone
+        contact = SipUri.parse(binding.contact)
+        floor.phone = dataclasses.replace(
+            floor.phone, target=binding.contact, destination=(contact.host, contact.port or 5060)
+        )
+        return floor.phone
 
     def _phone_up(self, floor: FloorAgent, leg: AgentLeg | None, now: float) -> bool:
         """Whether the agent's desk phone is really there: its nailed-up leg answered, or for
@@ -455,6 +494,11 @@ class CampaignRunner:
         if self.dialing_paused:
             raise ValueError(f"campaign {self.campaign_id} is paused: no leads until it resumes")
         floor = self._ready_agent(agent_id)
+        async with floor.choosing:
+            return await self._preview_next(agent_id)
+
+    async def _preview_next(self, agent_id: str) -> LeadCandidate | None:
+        floor = self._ready_agent(agent_id)  # again: the agent may have moved meanwhile
         if floor.preview is not None:
             return floor.preview
         while True:
@@ -463,6 +507,10 @@ class CampaignRunner:
                 return None
             if await self._claim(lead, floor):
                 break
+        if floor.agent.state is not AgentState.READY or self.agents.get(agent_id) is not floor:
+            # Paused, signed out or its phone lost while the database answered.
+            self._let_go(lead)
+            raise ValueError(f"agent {agent_id} is {floor.agent.state.value}, not ready")
         self.leads[lead.lead_id] = dataclasses.replace(
             lead, state=LeadState.IN_PROGRESS, callback=None
         )
@@ -801,10 +849,10 @@ class CampaignRunner:
                     record_early_media=self.record_early_media,
                 )
             else:
-                # Per-call connection: the desk phone rings with the customer's call.
+                # Per-call connection: the desk phone rings first, then the customer.
                 await self.calls.bridge_call(
                     dial,
-                    floor.phone,
+                    self._desk_phone(floor, now),
                     call_id=attempt.call_id,
                     record=self.record,
                     record_early_media=self.record_early_media,
@@ -1049,9 +1097,12 @@ class CampaignRunner:
                     self._apply(floor, AgentInput.PHONE_LOST)
                     self.calls.disconnect_agent(floor.leg)
                 elif not self.policy.persistent_connection and floor.agent.phone_connected:
-                    self._apply(floor, AgentInput.PHONE_LOST)  # rung per call: no leg to drop
+                    # Rung per call: no leg to drop, but a call on the phone that left
+                    # ends with it, so the desk never shows a pause with a customer on.
+                    self._hang_up_calls_of(floor.agent.agent_id, PHONE_GONE)
+                    self._apply(floor, AgentInput.PHONE_LOST)
             return
-        if not isinstance(event, CallAnswered | CallBridged | CallEnded):
+        if not isinstance(event, CallStarted | CallAnswered | CallBridged | CallEnded):
             return
         owner = self._agent_of_leg(event.call_id)
         if owner is not None:
@@ -1065,7 +1116,10 @@ class CampaignRunner:
         attempt = self._attempts.get(event.call_id)
         if attempt is None:
             return
-        if isinstance(event, CallAnswered):
+        if isinstance(event, CallStarted):
+            attempt.customer_dialed = True
+            attempt.started = event.mono  # the customer's ring is its own, whatever came before
+        elif isinstance(event, CallAnswered):
             attempt.answered = True
             attempt.answered_at = event.mono
             self._screens.pop(attempt.call_id, None)
@@ -1115,7 +1169,10 @@ class CampaignRunner:
         lead = self.leads.get(attempt.lead_id) if attempt.lead_id is not None else None
         if self.trunks is not None and attempt.trunk is not None:
             self.trunks.release(attempt.trunk)
-            self.trunks.on_result(attempt.trunk, status, self._loop.time())
+            if attempt.customer_dialed or outcome is CallOutcome.TRUNK_FAILURE:
+                # A customer never dialed (the desk phone did not answer) says nothing
+                # of the trunk's health.
+                self.trunks.on_result(attempt.trunk, status, self._loop.time())
             if outcome is CallOutcome.TRUNK_FAILURE and self._fail_over(attempt):
                 return
         if attempt.abandoned and lead is not None:
@@ -1197,6 +1254,10 @@ class CampaignRunner:
         if lead is None or floor.agent.state is AgentState.RESERVED:
             return
         floor.preview = None
+        self._let_go(lead)
+
+    def _let_go(self, lead: LeadCandidate) -> None:
+        """A claimed lead goes back as it was, in memory and in the database."""
         self.leads[lead.lead_id] = lead
         store = self.store
         if store is not None:

@@ -83,6 +83,10 @@ class Registrar:
     def lookup(self, extension: str, now: float) -> tuple[Binding, ...]:
         return tuple(b for b in self._bindings.get(extension, {}).values() if b.expires_at > now)
 
+    def newest(self, extension: str, now: float) -> Binding | None:
+        """The binding refreshed last: where a phone that moved (rebooted, new port) is now."""
+        return max(self.lookup(extension, now), key=lambda b: b.expires_at, default=None)
+
     def registered_extensions(self, now: float) -> tuple[str, ...]:
         return tuple(sorted(e for e in self._bindings if self.lookup(e, now)))
 

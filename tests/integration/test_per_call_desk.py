@@ -38,7 +38,6 @@ from dialer.config import (
 from dialer.dialing.runner import CampaignRunner
 from dialer.events import (
     AgentStateChanged,
-    CallAnswered,
     CallAssigned,
     CallEnded,
     CallStarted,
@@ -239,34 +238,6 @@ async def test_preview_day_idle_accept_answer_customer_hangs_up_disposition(
     assert (await customers.wait(10)).ok
 
 
-async def test_a_rejected_desk_ring_cancels_the_customer_and_frees_agent_and_lead(
-    tmp_path: Path, sipp_factory: SippFactory, baresip_factory: BaresipFactory
-) -> None:
-    customers = sipp_factory("uas_ring_until_cancel.xml", timeout=60, calls=1)
-    async with desk(
-        tmp_path, "preview", customers, baresip_factory, leads=1, auto_answer=False
-    ) as d:
-        await d.post("sign-in")
-        await d.post("preview/next")
-        await d.post("preview/accept")
-        await d.phone.wait_event("CALL_INCOMING", timeout=10)
-        await d.phone.hangup()  # the agent declines the ring
-        [call] = d.assigned()
-        await d.seen.first(CallEnded, {call.call_id}, within=10)
-        await d.until_state(AgentState.READY, 5)
-        rows = await cdr_rows(d.api)
-        states = await lead_states(d.api)
-    [row] = rows
-    assert (row["call_id"], row["agent"], row["outcome"], row["talk_ms"]) == (
-        call.call_id,
-        "a1",
-        "cancelled",
-        0,
-    )
-    assert states == {str(call.lead_id): LeadState.QUEUED.value}  # to be dialed again
-    assert (await customers.wait(10)).ok  # the customer's ring was cancelled
-
-
 async def test_manual_day_paused_dial_hangups_and_sign_out_in_wrap_up(
     tmp_path: Path, sipp_factory: SippFactory, baresip_factory: BaresipFactory
 ) -> None:
@@ -341,11 +312,6 @@ def customer_started(d: Desk, call_id: str) -> bool:
     return any(isinstance(e, CallStarted) and e.call_id == call_id for e in d.seen.events)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: CallManager.bridge_call INVITEs the customer together with the desk phone, "
-    "not once the phone answered",
-)
 @pytest.mark.parametrize("mode", ["preview", "manual"])
 async def test_the_customer_is_not_dialed_while_the_desk_phone_rings(
     mode: str, tmp_path: Path, sipp_factory: SippFactory, baresip_factory: BaresipFactory
@@ -358,11 +324,6 @@ async def test_the_customer_is_not_dialed_while_the_desk_phone_rings(
         assert not customer_started(d, call_id), d.seen.tail()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a desk phone that never answers leaves the answered customer in silence, "
-    "the agent RESERVED and the lead in progress forever",
-)
 async def test_a_desk_phone_that_never_answers_does_not_hold_agent_and_lead(
     tmp_path: Path, sipp_factory: SippFactory, baresip_factory: BaresipFactory
 ) -> None:
@@ -383,39 +344,43 @@ async def test_a_desk_phone_that_never_answers_does_not_hold_agent_and_lead(
         await until(d.seen, lambda: d.state is not AgentState.RESERVED, 5)
         rows = await cdr_rows(d.api)
         states = await lead_states(d.api)
+    assert not customer_started(d, call_id)
     [row] = rows
-    assert row["agent"] == "a1" and row["outcome"] != "answered"
-    assert set(states.values()) - {"in_progress", "done"}
+    assert (row["agent"], row["outcome"], row["hangup_by"]) == ("a1", "cancelled", "system")
+    assert list(states.values()) == [LeadState.QUEUED.value]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a customer answered before the desk phone declined is recorded as answered "
-    "and the lead done, though nobody spoke to it",
-)
-async def test_a_declined_desk_ring_does_not_use_up_an_answered_customer(
+async def test_a_declined_desk_ring_frees_the_agent_and_never_dials_the_customer(
     tmp_path: Path, sipp_factory: SippFactory, baresip_factory: BaresipFactory
 ) -> None:
-    talk = write_ulaw(tmp_path / "customer.ul", tone(CUSTOMER_HZ, 30))
-    customers = sipp_factory("uas_answer.xml", rtp_file=talk, timeout=60, calls=1)
+    customers = sipp_factory("uas_answer.xml", timeout=30, calls=1)
     async with desk(
         tmp_path, "preview", customers, baresip_factory, leads=1, auto_answer=False
     ) as d:
         call_id = await start_call(d, "preview")
         await d.phone.wait_event("CALL_INCOMING", timeout=10)
-        await d.seen.first(CallAnswered, {call_id}, within=10)
-        await d.phone.hangup()  # declined
+        await d.phone.hangup()  # declined: baresip answers the INVITE 486
         await d.seen.first(CallEnded, {call_id}, within=10)
         await d.until_state(AgentState.READY, 5)
+        rows = await cdr_rows(d.api)
         states = await lead_states(d.api)
-    assert list(states.values()) != [LeadState.DONE.value], states
+        lead = d.runner.leads[next(iter(states))]
+        trunks = d.runner.trunks
+        assert trunks is not None
+        health = trunks.health()["gw"]
+    assert not customer_started(d, call_id)  # nobody was rung who could pick up to silence
+    [row] = rows
+    assert (row["call_id"], row["outcome"], row["talk_ms"], row["hangup_by"]) == (
+        call_id,
+        "cancelled",
+        0,
+        "agent",
+    )
+    assert list(states.values()) == [LeadState.QUEUED.value]
+    assert lead.attempts == 0  # not the customer's attempt
+    assert health.failures == 0  # nor the trunk's
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: two quick 'next' clicks: preview_next claims a second lead, overwrites the "
-    "card and leaves the agent reserved for the first",
-)
 async def test_two_quick_next_clicks_show_one_lead_and_claim_one(
     tmp_path: Path, sipp_factory: SippFactory, baresip_factory: BaresipFactory
 ) -> None:
@@ -432,18 +397,13 @@ async def test_two_quick_next_clicks_show_one_lead_and_claim_one(
         assert all(c.status_code in (200, 409) for c in clicks), [c.text for c in clicks]
         shown = {c.json()["preview"]["id"] for c in clicks if c.status_code == 200}
         floor = d.runner.agents["a1"]
-        held = floor.preview
+        held, reserved_for = floor.preview, floor.agent.current_call
         states = await lead_states(d.api)
     assert held is not None and shown == {held.lead_id}
-    assert floor.agent.current_call == f"preview-{held.lead_id}"
+    assert reserved_for == f"preview-{held.lead_id}"
     assert sorted(states.values()) == ["in_progress", "new", "new"], states
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the desk phone's contact is taken once at sign-in (FloorAgent.phone); a phone "
-    "that re-registered from a new address is rung at its old one",
-)
 async def test_a_desk_phone_restarted_after_sign_in_is_rung_where_it_now_is(
     tmp_path: Path, sipp_factory: SippFactory, baresip_factory: BaresipFactory
 ) -> None:
@@ -492,11 +452,6 @@ def unregister_all(sipp_factory: SippFactory, tmp_path: Path, registrar: str) ->
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a per-call agent's phone unregistering mid-call pauses it (phone_lost) while "
-    "its call stays bridged: the desk shows a pause and no call, the call goes on",
-)
 async def test_a_phone_unregistering_mid_call_leaves_state_and_call_agreeing(
     tmp_path: Path, sipp_factory: SippFactory, baresip_factory: BaresipFactory
 ) -> None:
@@ -556,3 +511,25 @@ async def test_the_agent_hanging_up_before_the_customer_answers_cancels_it(
     )
     assert list(states.values()) == [LeadState.QUEUED.value]
     assert (await customers.wait(10)).ok
+
+
+async def test_the_agent_giving_up_while_the_desk_phone_rings_dials_nobody(
+    tmp_path: Path, sipp_factory: SippFactory, baresip_factory: BaresipFactory
+) -> None:
+    customers = sipp_factory("uas_answer.xml", timeout=30, calls=1)
+    async with desk(tmp_path, "manual", customers, baresip_factory, auto_answer=False) as d:
+        call_id = await start_call(d, "manual")
+        await d.phone.wait_event("CALL_INCOMING", timeout=10)
+        await d.post("hangup")  # from the desk, before picking the phone up
+        await d.seen.first(CallEnded, {call_id}, within=10)
+        await d.phone.wait_event("CALL_CLOSED", timeout=10)  # the ring was cancelled
+        await d.until_state(AgentState.READY, 5)
+        rows = await cdr_rows(d.api)
+    assert not customer_started(d, call_id)
+    [row] = rows
+    assert (row["call_id"], row["outcome"], row["hangup_by"], row["mode"]) == (
+        call_id,
+        "cancelled",
+        "agent",
+        "manual",
+    )
