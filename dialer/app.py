@@ -26,6 +26,10 @@ from dialer.transport.tcp import TcpServer
 from dialer.transport.udp import UdpAdapter, open_udp
 
 SAME_PORT_TRIES = 20  # port 0: UDP's free port may be taken for TCP; choose again
+CLOCK_CHECK_S = 10.0  # how often the wall clock is compared with the pairing
+# A step of the wall clock (NTP setting it after boot, an operator), not the microseconds
+# between two reads: both clocks are slewed alike, so only a step parts them.
+CLOCK_STEP_MS = 250
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,23 @@ log = logging.getLogger(__name__)
 def wall_clock() -> Clock:
     """The one place that pairs the wall clock with the loop's monotonic clock."""
     return Clock(wall_ms=time.time_ns() // 1_000_000, mono=asyncio.get_running_loop().time())
+
+
+async def follow_wall_clock(endpoint: SipEndpoint, every: float = CLOCK_CHECK_S) -> None:
+    """Pair the clocks again whenever the wall clock was stepped.
+
+    Instants (``at_ms``) are the pairing plus monotonic time. A service that
+    started before NTP set the clock would otherwise stamp every CDR with the
+    boot-time error until restarted; durations come from monotonic time and
+    are not touched.
+    """
+    while True:
+        await asyncio.sleep(every)
+        fresh = wall_clock()
+        step = fresh.wall_ms - endpoint.clock.wall(fresh.mono)
+        if abs(step) >= CLOCK_STEP_MS:
+            log.warning("the wall clock moved by %+d ms; instants follow it from now", step)
+            endpoint.clock = fresh
 
 
 @dataclass
@@ -140,6 +161,9 @@ async def running_service(config: Config) -> AsyncIterator[Service]:
         adapter.flush()
         tcp.flush()
 
+    def wall(now: float) -> int:
+        return endpoint.clock.wall(now)  # looked up each time: a step pairs the clocks again
+
     media = config.media
     relay = MediaRelay(
         host=config.sip.bind_host,
@@ -147,17 +171,21 @@ async def running_service(config: Config) -> AsyncIterator[Service]:
         port_max=media.rtp_port_max,
         media_timeout=media.media_timeout_s,
         emit=lambda event: None,
-        wall=endpoint.clock.wall,
+        wall=wall,
         recordings=Path(media.recordings_dir) if media.record else None,
         rng=random.Random(secrets.randbits(64)),
         cname=f"dialer@{endpoint.local[0]}".encode(),
     )
+    keep_time = asyncio.create_task(follow_wall_clock(endpoint), name="follow-wall-clock")
     try:
         async with relay:
             manager = CallManager(endpoint, relay, flush=flush, media_host=config.sip.bind_host)
             managers.append(manager)
             yield Service(config, endpoint, adapter, relay, manager)
     finally:
+        keep_time.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keep_time
         endpoint.stop_registrations(loop.time())
         adapter.flush()
         adapter.close()
