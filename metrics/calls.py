@@ -13,6 +13,7 @@ silent.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -25,6 +26,9 @@ DEFAULT_MAX_CALLS = 20_000
 class CallLabels:
     campaign: str
     trunk: str
+    # The call reached its trunk: an inbound call came in on it, or an outbound
+    # INVITE left (a per-call agent's customer waits for the desk phone to answer).
+    reached: bool = False
 
 
 class CallLabelMap:
@@ -55,6 +59,12 @@ class CallLabelMap:
         while len(self._calls) > self._max:
             evicted.append(self._calls.popitem(last=False)[1])
         return evicted
+
+    def reach(self, call_id: str) -> None:
+        """The call's INVITE left on its trunk (a call not tracked is let be)."""
+        labels = self._calls.get(call_id)
+        if labels is not None:
+            self._calls[call_id] = dataclasses.replace(labels, reached=True)
 
     def pop(self, call_id: str) -> CallLabels | None:
         return self._calls.pop(call_id, None)

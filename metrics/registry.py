@@ -38,6 +38,7 @@ from dialer.events import (
     CallAssigned,
     CallBridged,
     CallEnded,
+    CallStarted,
     Direction,
     Event,
     MediaTimeout,
@@ -264,6 +265,8 @@ class FloorMetrics:
         match event:
             case CallAssigned():
                 self._assigned(event)
+            case CallStarted():
+                self._calls.reach(event.call_id)
             case CallBridged():
                 labels = self._calls.get(event.call_id)
                 if labels is not None:
@@ -294,7 +297,8 @@ class FloorMetrics:
         previous = self._calls.pop(event.call_id)
         if previous is not None:
             self.in_progress.labels(previous.campaign).dec()
-        labels = CallLabels(event.campaign or NO_LABEL, event.trunk or NO_LABEL)
+        inbound = event.direction is not Direction.OUTBOUND
+        labels = CallLabels(event.campaign or NO_LABEL, event.trunk or NO_LABEL, reached=inbound)
         for gone in self._calls.add(event.call_id, labels):
             self.in_progress.labels(gone.campaign).dec()
             self.calls_evicted.inc()
@@ -311,7 +315,8 @@ class FloorMetrics:
             return
         self.in_progress.labels(labels.campaign).dec()
         self.call_outcomes.labels(labels.campaign, event.outcome.value).inc()
-        self.trunk_outcomes.labels(labels.trunk, event.outcome.value).inc()
+        if labels.reached:  # a customer never dialed says nothing of the trunk
+            self.trunk_outcomes.labels(labels.trunk, event.outcome.value).inc()
 
     def _agent_state(self, event: AgentStateChanged) -> None:
         since = self._ready_since.pop(event.agent, None)

@@ -15,6 +15,7 @@ from dialer.events import (
     CallBridged,
     CallEnded,
     CallOutcome,
+    CallStarted,
     Direction,
     DtmfReceived,
     Event,
@@ -81,6 +82,10 @@ def ended(call_id: str, outcome: CallOutcome, at_ms: int = T0_MS) -> CallEnded:
     )
 
 
+def started(call_id: str) -> CallStarted:
+    return CallStarted(call_id=call_id, at_ms=T0_MS, mono=0.1, target="sip:13800000001@gw")
+
+
 def bridged(call_id: str) -> CallBridged:
     return CallBridged(call_id=call_id, at_ms=T0_MS, mono=0.5, agent_leg="leg-a1")
 
@@ -110,6 +115,7 @@ def test_attempts_outcomes_and_in_progress_follow_each_call() -> None:
     feed(
         metrics,
         [
+            *(started(k) for k in ("k1", "k2", "k3")),
             CallAnswered(call_id="k1", at_ms=T0_MS, mono=0.4, status=200),
             bridged("k1"),
             ended("k1", CallOutcome.ANSWERED),
@@ -137,6 +143,24 @@ def test_an_end_for_a_call_never_assigned_is_not_an_outcome() -> None:
     assert value(registry, "dialer_calls_in_progress", campaign="c1") == 1
 
 
+def test_a_customer_never_dialed_is_a_call_outcome_but_not_its_trunks() -> None:
+    # A desk phone rung per call declined: the customer's INVITE never left on t1.
+    registry, metrics = make()
+    feed(metrics, [assigned("k1", trunk="t1"), ended("k1", CallOutcome.CANCELLED)])
+    feed(metrics, [assigned("k2", trunk="t1"), started("k2"), ended("k2", CallOutcome.CANCELLED)])
+    assert value(registry, "dialer_call_outcomes_total", campaign="c1", outcome="cancelled") == 2
+    assert (
+        value(registry, "dialer_trunk_call_outcomes_total", trunk="t1", outcome="cancelled") == 1
+    )
+
+
+def test_an_inbound_call_came_in_on_its_trunk() -> None:
+    registry, metrics = make()
+    inbound = assigned("k1", trunk="t1", direction=Direction.INBOUND)
+    feed(metrics, [inbound, ended("k1", CallOutcome.ANSWERED)])
+    assert value(registry, "dialer_trunk_call_outcomes_total", trunk="t1", outcome="answered") == 1
+
+
 def test_a_second_end_of_the_same_call_counts_once() -> None:
     registry, metrics = make()
     feed(metrics, [assigned("k1"), ended("k1", CallOutcome.BUSY), ended("k1", CallOutcome.BUSY)])
@@ -151,6 +175,7 @@ def test_missing_campaign_and_trunk_are_labelled_none_and_inbound_is_apart() -> 
         [
             assigned("k1", campaign=None, trunk=None),
             assigned("k2", direction=Direction.INBOUND),
+            started("k1"),
             ended("k1", CallOutcome.NO_ANSWER),
         ],
     )
