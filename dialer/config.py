@@ -194,10 +194,35 @@ DEFAULT_PAUSE_REASONS: tuple[PauseReasonConfig, ...] = (
 )
 
 
+# What a disposition does to the lead: "done" finishes it, "callback" asks the agent for
+# the time agreed with the customer, "dnc" puts the number on the do-not-call list.
+DISPOSITION_EFFECTS = ("done", "callback", "dnc")
+_DISPOSITION_CODE = re.compile(r"[a-z0-9][a-z0-9_]{0,31}")
+
+
+@dataclass(frozen=True, slots=True)
+class DispositionConfig:
+    code: str  # in the CDRs, reports and quota policy: lowercase, stable
+    label: str  # shown when the pages' catalogue has no text for the code
+    effect: str = "done"
+
+
+DEFAULT_DISPOSITIONS: tuple[DispositionConfig, ...] = (
+    DispositionConfig("sale", "Sale"),
+    DispositionConfig("interested", "Interested"),  # the quota policy's follow-up-worthy
+    DispositionConfig("not_interested", "Not interested"),
+    DispositionConfig("callback", "Call back", effect="callback"),
+    DispositionConfig("no_answer", "No answer"),
+    DispositionConfig("wrong_number", "Wrong number"),
+    DispositionConfig("dnc", "Do not call", effect="dnc"),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class AgentPolicyConfig:
     wrap_up_limit_s: float = 30.0  # 0 disables wrap-up
     pause_reasons: tuple[PauseReasonConfig, ...] = DEFAULT_PAUSE_REASONS
+    dispositions: tuple[DispositionConfig, ...] = DEFAULT_DISPOSITIONS  # the desk's results
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +261,7 @@ class CampaignConfig:
     abandon_message: str = ""  # WAV played to an abandoned customer; empty: the shipped one
     screen_early_media: bool = True  # release announcements and SIT in 183 before ringing out
     recording_retention_days: int = 0  # 0: the service's cdr.retention_days
+    dispositions: tuple[str, ...] = ()  # codes of agent_policy.dispositions; empty: all
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,8 +330,8 @@ def _apply_environment(raw: dict[str, Any], env: Mapping[str, str], problems: li
         if section in _ARRAYS:
             problems.append(f"{name}: [[{section}]] comes from the file only")
             continue
-        if section == "agent_policy" and key == "pause_reasons":
-            problems.append(f"{name}: agent_policy.pause_reasons comes from the file only")
+        if section == "agent_policy" and key in ("pause_reasons", "dispositions"):
+            problems.append(f"{name}: agent_policy.{key} comes from the file only")
             continue
         if section not in _SECTIONS and section not in _SPECIAL_SECTIONS:
             problems.append(f"{name}: unknown section {section!r}")
@@ -509,9 +535,26 @@ def _pause_reasons(key: str, value: Any, problems: list[str]) -> tuple[PauseReas
     return tuple(reasons)
 
 
+def _dispositions(key: str, value: Any, problems: list[str]) -> tuple[DispositionConfig, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        problems.append(f"{key}: must be an array of tables ({{code, label, effect}})")
+        return ()
+    defaults = DispositionConfig(code="", label="")
+    found: list[DispositionConfig] = []
+    for i, item in enumerate(value):
+        where = f"{key}[{i}]"
+        before = len(problems)
+        values = _fields(where, item, defaults, problems)
+        _required(where, item, ("code", "label"), problems)
+        if len(problems) == before:
+            found.append(DispositionConfig(**values))
+    return tuple(found)
+
+
 def _agent_policy(key: str, table: dict[str, Any], problems: list[str]) -> AgentPolicyConfig | None:
     before = len(problems)
-    values = _fields(key, table, AgentPolicyConfig(), problems, {"pause_reasons": _pause_reasons})
+    special = {"pause_reasons": _pause_reasons, "dispositions": _dispositions}
+    values = _fields(key, table, AgentPolicyConfig(), problems, special)
     if len(problems) != before:
         return None
     return AgentPolicyConfig(**values)
@@ -882,6 +925,7 @@ def _agent_problems(config: Config, facts: FileFacts) -> list[str]:
         codes.add(reason.code)
         if not reason.label.strip():
             problems.append(f"{key}.label: must not be empty")
+    problems.extend(_disposition_problems(policy.dispositions))
     extensions = facts.known("phones", [p.extension for p in config.phones])
     seated = {
         p.extension: (facts.key("phones", i), p.agent)
@@ -904,6 +948,36 @@ def _agent_problems(config: Config, facts: FileFacts) -> list[str]:
             )
         _one_of(f"{key}.level", agent.level, AGENT_LEVELS, problems)
     return problems
+
+
+def _disposition_problems(dispositions: Sequence[DispositionConfig]) -> list[str]:
+    problems: list[str] = []
+    if not dispositions:
+        problems.append("agent_policy.dispositions: needs at least one disposition")
+    codes: set[str] = set()
+    for i, disposition in enumerate(dispositions):
+        key = f"agent_policy.dispositions[{i}]"
+        if _DISPOSITION_CODE.fullmatch(disposition.code) is None:
+            problems.append(
+                f"{key}.code: {disposition.code!r} must be 1-32 lowercase letters, digits or _, "
+                "starting with a letter or digit"
+            )
+        if disposition.code in codes:
+            problems.append(f"{key}.code: duplicate disposition {disposition.code}")
+        codes.add(disposition.code)
+        if not disposition.label.strip():
+            problems.append(f"{key}.label: must not be empty")
+        _one_of(f"{key}.effect", disposition.effect, DISPOSITION_EFFECTS, problems)
+    return problems
+
+
+def dispositions_of(config: Config, campaign: CampaignConfig) -> tuple[DispositionConfig, ...]:
+    """The results an agent of ``campaign`` may set, in the order the desk shows them."""
+    defined = config.agent_policy.dispositions
+    if not campaign.dispositions:
+        return defined
+    by_code = {d.code: d for d in defined}
+    return tuple(by_code[code] for code in campaign.dispositions if code in by_code)
 
 
 def _campaign_problems(config: Config, facts: FileFacts) -> list[str]:
@@ -930,6 +1004,8 @@ def _campaign_problems(config: Config, facts: FileFacts) -> list[str]:
             _zone(f"{key}.timezone", campaign.timezone, problems)
         if not campaign.windows.has_any():
             problems.append(f"{key}.windows: no calling windows, the campaign could never dial")
+        defined = [d.code for d in config.agent_policy.dispositions]
+        _references(f"{key}.dispositions", "disposition", campaign.dispositions, defined, problems)
         if campaign.max_attempts < 1:
             problems.append(f"{key}.max_attempts: must be at least 1, got {campaign.max_attempts}")
         for name in ("busy_retry_minutes", "no_answer_retry_minutes", "unavailable_retry_minutes"):

@@ -31,8 +31,10 @@ from dialer.agents.state import AgentError, AgentState
 from dialer.api.auth import require
 from dialer.api.context import ApiContext, context
 from dialer.api.errors import ApiError, error_responses
+from dialer.api.messages import known as has_text
 from dialer.api.messages import register, text
 from dialer.api.users import Role, User
+from dialer.config import DispositionConfig, dispositions_of
 from dialer.dialing.runner import CampaignRunner, FloorAgent
 from dialer.events import (
     DISPOSITION_NOTE_MAX,
@@ -48,7 +50,6 @@ from dialer.store.leads import LeadStore, UnknownLeadError
 from quota.progress import COUNTS, QuotaProgress
 
 # What an agent may set after a call (callback and dnc change the lead; see RetryRules).
-DISPOSITIONS = ("sale", "not_interested", "callback", "no_answer", "wrong_number", "dnc")
 # The states a desk shows; CONNECTING is the desk phone being called at sign-in.
 DeskState = Literal["signed_out", "connecting", "ready", "reserved", "talking", "wrap_up", "paused"]
 _WITH_CALL = frozenset({AgentState.RESERVED, AgentState.TALKING, AgentState.WRAP_UP})
@@ -103,6 +104,13 @@ register(
             "en": "A callback needs a date and time with its zone (ISO 8601).",
             "zh-CN": "预约回拨需要带时区的日期时间（ISO 8601）。",
         },
+        "disposition.sale": {"en": "Sale", "zh-CN": "成交"},
+        "disposition.interested": {"en": "Interested", "zh-CN": "有意向"},
+        "disposition.not_interested": {"en": "Not interested", "zh-CN": "无意向"},
+        "disposition.callback": {"en": "Call back", "zh-CN": "预约回拨"},
+        "disposition.no_answer": {"en": "No answer", "zh-CN": "无人接听"},
+        "disposition.wrong_number": {"en": "Wrong number", "zh-CN": "号码错误"},
+        "disposition.dnc": {"en": "Do not call", "zh-CN": "勿再拨打"},
         "pause.break": {"en": "Break", "zh-CN": "休息"},
         "pause.toilet": {"en": "Toilet", "zh-CN": "洗手间"},
         "pause.training": {"en": "Training", "zh-CN": "培训"},
@@ -212,6 +220,12 @@ class PauseReasonOut(BaseModel):
     label: str
 
 
+class DispositionOut(BaseModel):
+    code: str
+    label: str  # in the reader's language when the catalogue has the code, else as configured
+    callback: bool = Field(description="needs callback_at: the time agreed with the customer")
+
+
 class LeadCard(BaseModel):
     id: str
     name: str | None
@@ -233,7 +247,7 @@ class DeskOut(BaseModel):
     reason: str | None
     since_ms: int
     pause_reasons: list[PauseReasonOut]
-    dispositions: list[str]
+    dispositions: list[DispositionOut]  # the results this campaign's agents may set
     current_call: CurrentCall | None
     awaiting_disposition: bool
     preview: LeadCard | None
@@ -307,8 +321,28 @@ def _pause_reasons(
 
 
 def _label(key: str, fallback: str, locale: str) -> str:
-    found = text(key, locale)
-    return fallback if found == key else found
+    return text(key, locale) if has_text(key) else fallback
+
+
+def _offered(ctx: ApiContext, runner: CampaignRunner | None) -> tuple[DispositionConfig, ...]:
+    config = ctx.floor.config
+    for campaign in config.campaigns:
+        if runner is not None and campaign.id == runner.campaign_id:
+            return dispositions_of(config, campaign)
+    return config.agent_policy.dispositions
+
+
+def _dispositions(
+    ctx: ApiContext, runner: CampaignRunner | None, locale: str
+) -> list[DispositionOut]:
+    return [
+        DispositionOut(
+            code=d.code,
+            label=_label(f"disposition.{d.code}", d.label, locale),
+            callback=d.effect == "callback",
+        )
+        for d in _offered(ctx, runner)
+    ]
 
 
 async def desk_body(ctx: ApiContext, agent: str, locale: str) -> DeskOut:
@@ -326,7 +360,7 @@ async def desk_body(ctx: ApiContext, agent: str, locale: str) -> DeskOut:
             reason=None,
             since_ms=since,
             pause_reasons=_pause_reasons(ctx, None, locale),
-            dispositions=list(DISPOSITIONS),
+            dispositions=_dispositions(ctx, None, locale),
             current_call=None,
             awaiting_disposition=False,
             preview=None,
@@ -354,7 +388,7 @@ async def desk_body(ctx: ApiContext, agent: str, locale: str) -> DeskOut:
         reason=reason.code if reason is not None and state is AgentState.PAUSED else None,
         since_ms=since,
         pause_reasons=_pause_reasons(ctx, runner, locale),
-        dispositions=list(DISPOSITIONS),
+        dispositions=_dispositions(ctx, runner, locale),
         current_call=call,
         # An answered call, a lead's or a manual dial's, waits for its result in wrap-up.
         awaiting_disposition=(
@@ -473,16 +507,23 @@ async def post_state(body: StateBody, user: Agent, ctx: Context) -> DeskOut:
 
 @router.post("/disposition", responses=ERRORS)
 async def post_disposition(body: DispositionBody, user: Agent, ctx: Context) -> DeskOut:
-    if body.code not in DISPOSITIONS:
+    runner: CampaignRunner | None = None
+    with contextlib.suppress(DeskRefusedError):
+        runner, _ = signed_in(ctx.floor.runners, _agent_id(user))
+    offered = {d.code: d for d in _offered(ctx, runner)}
+    chosen = offered.get(body.code)
+    if chosen is None:
+        labels = [_label(f"disposition.{c}", d.label, user.locale) for c, d in offered.items()]
         raise ApiError(
             422,
             "invalid_request",
             "desk.disposition",
-            [f"code: {body.code!r} is not one of {', '.join(DISPOSITIONS)}"],
-            known=", ".join(DISPOSITIONS),
+            [f"code: {body.code!r} is not one of {', '.join(offered)}"],
+            known="、".join(labels) if user.locale == "zh-CN" else ", ".join(labels),
         )
     at = body.callback_at
-    if (body.code == "callback") != (at is not None) or (at is not None and at.tzinfo is None):
+    asks_time = chosen.effect == "callback"
+    if asks_time != (at is not None) or (at is not None and at.tzinfo is None):
         raise ApiError(
             422,
             "invalid_request",

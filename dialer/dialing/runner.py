@@ -202,6 +202,7 @@ class CampaignRunner:
         policy: AgentPolicy | None = None,
         mix: MixTarget | None = None,
         wall_now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        dispositions: tuple[str, ...] | None = None,
         store: LeadStore | None = None,
         node: str = "node-1",
         caller_id: str | None = None,
@@ -272,6 +273,8 @@ class CampaignRunner:
         self.ring_timeout_s = ring_timeout_s
         self.mix = mix or MixTarget()
         self.wall_now = wall_now
+        # The results an agent may set, whichever desk it uses (HTTP, MQTT); None: any code.
+        self.disposition_codes = dispositions
         self.leads: dict[str, LeadCandidate] = {}
         self.agents: dict[str, FloorAgent] = {}
         self.dialed: list[Dialed] = []
@@ -604,6 +607,12 @@ class CampaignRunner:
         if len(note) > DISPOSITION_NOTE_MAX:
             raise ValueError(
                 f"a disposition note is at most {DISPOSITION_NOTE_MAX} characters, got {len(note)}"
+            )
+        known = self.disposition_codes
+        if known is not None and code not in known:
+            raise ValueError(
+                f"disposition {code!r} is not one of campaign {self.campaign_id}'s: "
+                + ", ".join(known)
             )
         lead = self._pending.get(agent_id)
         if lead is None:

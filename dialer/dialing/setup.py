@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,7 +13,13 @@ from dialer.calls.manager import CallManager
 from dialer.campaigns.hopper import CampaignHours
 from dialer.campaigns.recycling import RetryRules
 from dialer.campaigns.trunks import TrunkPool, TrunkSpec
-from dialer.config import CampaignConfig, Config
+from dialer.config import (
+    DEFAULT_DISPOSITIONS,
+    CampaignConfig,
+    Config,
+    DispositionConfig,
+    dispositions_of,
+)
 from dialer.dialing.pacing import ROLLING_DAYS, PacingSettings
 from dialer.dialing.runner import CampaignRunner, DialMode, TrunkAddress
 from dialer.media.wav import read_prompt
@@ -42,12 +49,16 @@ def trunk_addresses(config: Config) -> dict[str, TrunkAddress]:
     return {t.name: TrunkAddress(t.host, t.port, t.username, t.password) for t in config.trunks}
 
 
-def retry_rules(campaign: CampaignConfig) -> RetryRules:
+def retry_rules(
+    campaign: CampaignConfig, dispositions: Sequence[DispositionConfig] = DEFAULT_DISPOSITIONS
+) -> RetryRules:
     return RetryRules(
         max_attempts=campaign.max_attempts,
         busy_delay=timedelta(minutes=campaign.busy_retry_minutes),
         no_answer_delay=timedelta(minutes=campaign.no_answer_retry_minutes),
         unavailable_delay=timedelta(minutes=campaign.unavailable_retry_minutes),
+        callback_dispositions=frozenset(d.code for d in dispositions if d.effect == "callback"),
+        dnc_dispositions=frozenset(d.code for d in dispositions if d.effect == "dnc"),
     )
 
 
@@ -93,11 +104,13 @@ def campaign_runner(
     """A runner for one configured campaign over its own trunks (leads claimed in ``store``)."""
     mode = _MODES[campaign.mode]
     predictive = mode is DialMode.PREDICTIVE
+    dispositions = dispositions_of(config, campaign)
     return CampaignRunner(
         calls,
         campaign_id=campaign.id,
         hours=CampaignHours(campaign.windows, campaign.timezone),
-        rules=retry_rules(campaign),
+        rules=retry_rules(campaign, dispositions),
+        dispositions=tuple(d.code for d in dispositions),
         trunks=trunk_pool(config, campaign.trunks),
         trunk_addresses={
             name: address

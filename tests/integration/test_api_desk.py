@@ -29,7 +29,7 @@ from dialer.agents.state import AgentPolicy
 from dialer.app import wall_clock
 from dialer.calls.manager import Dial
 from dialer.campaigns.hopper import CampaignHours
-from dialer.campaigns.recycling import RetryRules
+from dialer.campaigns.recycling import LeadState, RetryRules
 from dialer.campaigns.windows import CallingWindows
 from dialer.config import (
     AgentConfig,
@@ -37,13 +37,16 @@ from dialer.config import (
     CdrConfig,
     Config,
     DatabaseConfig,
+    DispositionConfig,
     HttpConfig,
     MediaConfig,
     MetricsConfig,
     PhoneConfig,
     SipConfig,
+    dispositions_of,
 )
 from dialer.dialing.runner import CampaignRunner, DialMode
+from dialer.dialing.setup import retry_rules
 from dialer.floor import Floor, running_floor
 from dialer.leads.csv_import import import_leads
 from dialer.sim.line import AnswerPlan, SimLine
@@ -163,7 +166,13 @@ def item(quota: dict[str, Any], metric: str) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def campaign(
-    floor: Floor, csv: bytes, mode: DialMode, policy: AgentPolicy
+    floor: Floor,
+    csv: bytes,
+    mode: DialMode,
+    policy: AgentPolicy,
+    *,
+    rules: RetryRules | None = None,
+    dispositions: tuple[str, ...] | None = None,
 ) -> AsyncIterator[CampaignRunner]:
     """Campaign c1 over the floor, its leads imported from ``csv``, dialing simulated customers."""
     customers = SimLine("customers", lambda call: AnswerPlan(200, ring_s=0.2, talk_s=60))
@@ -176,7 +185,8 @@ async def campaign(
         floor.service.calls,
         campaign_id="c1",
         hours=CampaignHours(CallingWindows.parse({"mon-sun": ["00:00-24:00"]}), "UTC"),
-        rules=RetryRules(),
+        rules=rules or RetryRules(),
+        dispositions=dispositions,
         route=lambda number: Dial(
             f"sip:{number.lstrip('+')}@{customers.address[0]}", customers.address
         ),
@@ -428,3 +438,73 @@ async def test_preview_skip_accept_and_a_manual_dial_on_the_http_desk(tmp_path: 
             reading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reading
+
+
+async def test_the_desk_offers_the_campaigns_own_results_and_each_does_what_it_says(
+    tmp_path: Path,
+) -> None:
+    results = (
+        DispositionConfig("sale", "Sale"),
+        DispositionConfig("visit", "到店预约", effect="callback"),
+        DispositionConfig("trial", "Free trial"),
+        DispositionConfig("complaint", "投诉", effect="dnc"),
+    )
+    base_config = config_for(tmp_path)
+    [c1] = base_config.campaigns
+    c1 = dataclasses.replace(c1, mode="preview", dispositions=("visit", "sale", "complaint"))
+    config = dataclasses.replace(
+        base_config,
+        agent_policy=dataclasses.replace(base_config.agent_policy, dispositions=results),
+        campaigns=(c1,),
+    )
+    offered = dispositions_of(config, c1)
+    per_call = AgentPolicy(wrap_up_limit_s=30.0, persistent_connection=False)
+    async with (
+        running_floor(config) as floor,
+        desk_phone(floor),
+        campaign(
+            floor,
+            LEADS_CSV,
+            DialMode.PREVIEW,
+            per_call,
+            rules=retry_rules(c1, offered),
+            dispositions=tuple(d.code for d in offered),
+        ) as runner,
+    ):
+        assert floor.api is not None and floor.http_port is not None
+        base = f"http://{LOOPBACK}:{floor.http_port}"
+        async with (
+            httpx.AsyncClient(base_url=base, timeout=10) as client,
+            httpx.AsyncClient(base_url=base, timeout=None) as sse,
+        ):
+            live = Stream()
+            reading = asyncio.create_task(live.read(sse, await signed_in_agent(floor, client)))
+            await client.post("/api/v1/desk/sign-in")
+            lead = (await client.post("/api/v1/desk/preview/next")).json()["preview"]
+            assert (await client.post("/api/v1/desk/preview/accept")).is_success
+            await live.wait("desk", lambda d: d["state"] == "talking")
+            await client.post("/api/v1/desk/hangup")
+            desk = await live.wait("desk", lambda d: d["awaiting_disposition"])
+            # In the campaign's order; the catalogue's text where it has one (the agent reads
+            # English), the floor's own label where it has none; "trial" is not this campaign's.
+            assert desk["dispositions"] == [
+                {"code": "visit", "label": "到店预约", "callback": True},
+                {"code": "sale", "label": "Sale", "callback": False},
+                {"code": "complaint", "label": "投诉", "callback": False},
+            ]
+            other = await client.post("/api/v1/desk/disposition", json={"code": "trial"})
+            assert other.status_code == 422
+            assert other.json()["error"]["message"] == "Choose a call result: 到店预约, Sale, 投诉."
+            no_time = await client.post("/api/v1/desk/disposition", json={"code": "visit"})
+            assert no_time.status_code == 422  # a callback effect asks for the agreed time
+            assert no_time.json()["error"]["message"].startswith("A callback needs a date")
+            # The same rule holds for the MQTT desk, which goes to the runner directly.
+            with pytest.raises(ValueError, match="'trial' is not one of campaign c1's"):
+                await runner.disposition("a1", "trial")
+            done = await client.post("/api/v1/desk/disposition", json={"code": "complaint"})
+            assert done.status_code == 200, done.text
+            assert done.json()["state"] == "ready"
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+    assert runner.leads[lead["id"]].state is LeadState.DNC  # "complaint" is do-not-call here

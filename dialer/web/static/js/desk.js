@@ -81,11 +81,10 @@ function renderDisposition() {
   const chosen = select.value;
   select.replaceChildren(
     el("option", { value: "", text: t("desk.disposition_choose") }),
-    ...desk.dispositions.map((code) =>
-      el("option", { value: code, text: label("disposition", code) }),
-    ),
+    // The server labels each result in the agent's language (or as the floor configured it).
+    ...desk.dispositions.map((d) => el("option", { value: d.code, text: d.label })),
   );
-  if (desk.dispositions.includes(chosen)) select.value = chosen;
+  if (desk.dispositions.some((d) => d.code === chosen)) select.value = chosen;
   const form = $("disposition-form");
   form.dataset.awaiting = String(desk.awaiting_disposition);
   $("btn-disposition").disabled = !desk.awaiting_disposition;
@@ -93,8 +92,12 @@ function renderDisposition() {
   showCallback();
 }
 
+function asksCallback(code) {
+  return desk !== null && desk.dispositions.some((d) => d.code === code && d.callback);
+}
+
 function showCallback() {
-  const isCallback = $("disposition-code").value === "callback";
+  const isCallback = asksCallback($("disposition-code").value);
   $("callback-fields").hidden = !isCallback;
   $("callback-at").required = isCallback;
 }
@@ -221,7 +224,7 @@ function wire() {
     const form = event.currentTarget;
     const code = $("disposition-code").value;
     const body = { code, note: $("disposition-note").value.trim() };
-    if (code === "callback") {
+    if (asksCallback(code)) {
       const local = $("callback-at").value;
       // datetime-local is the agent's wall time; the API wants an instant with its zone.
       body.callback_at = local ? new Date(local).toISOString() : null;
