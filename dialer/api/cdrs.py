@@ -19,7 +19,7 @@ cursor open.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, BinaryIO, Final, cast
@@ -40,6 +40,7 @@ from cdr.store import QueryError
 from cdr.tables import CdrRow, CdrStatus
 from dialer.api.auth import Role, User, current_user
 from dialer.api.context import ApiContext, context
+from dialer.api.dispositions import floor_labels
 from dialer.api.errors import ApiError, error_responses
 from dialer.api.masking import number_for, sees_full_numbers
 from dialer.api.messages import register, text
@@ -121,6 +122,7 @@ class Cdr(BaseModel):
     talk_ms: int
     effective: bool
     disposition: str | None
+    disposition_label: str | None = Field(description="the result in the reader's language")
     disposition_note: str
     hangup_by: str | None
     has_recording: bool
@@ -274,7 +276,9 @@ def scope_agent(user: User, asked: str | None) -> str | None:
     return mine
 
 
-def cdr_view(row: RowMapping, role: Role) -> Cdr:
+def cdr_view(row: RowMapping, role: Role, results: Mapping[str, str]) -> Cdr:
+    """The row as ``role`` may read it; ``results`` labels the call's disposition."""
+    disposition = row["disposition"]
     return Cdr(
         call_id=row["call_id"],
         campaign=row["campaign"],
@@ -288,7 +292,9 @@ def cdr_view(row: RowMapping, role: Role) -> Cdr:
         ended_at_ms=row["ended_at_ms"],
         talk_ms=row["talk_ms"],
         effective=row["effective"],
-        disposition=row["disposition"],
+        disposition=disposition,
+        # A code no longer configured still names the result: by its code.
+        disposition_label=None if disposition is None else results.get(disposition, disposition),
         disposition_note=row["disposition_note"],
         hangup_by=row["hangup_by"],
         has_recording=row["recording_path"] is not None,
@@ -347,10 +353,11 @@ async def search_cdrs(
         .limit(limit)
         .offset(offset)
     )
+    results = floor_labels(ctx.floor.config, user.locale)
     async with ctx.floor.database.sessionmaker() as session:
         total = await session.scalar(select(func.count()).select_from(CDRS).where(*conditions))
         rows = (await session.execute(page)).mappings().all()
-    return CdrPage(total=int(total or 0), items=[cdr_view(row, user.role) for row in rows])
+    return CdrPage(total=int(total or 0), items=[cdr_view(row, user.role, results) for row in rows])
 
 
 class _Spool:
@@ -478,7 +485,7 @@ async def get_cdr(ctx: Ctx, user: CurrentUser, call_id: str) -> CdrDetail:
     row = await readable_row(ctx, user, call_id)
     scores = await ctx.qa.scores_for(call_id)
     return CdrDetail(
-        **cdr_view(row, user.role).model_dump(),
+        **cdr_view(row, user.role, floor_labels(ctx.floor.config, user.locale)).model_dump(),
         qa_scores=[
             QaScoreView(
                 scorecard=f"{score.scorecard}@{score.scorecard_version}",

@@ -30,6 +30,7 @@ from dialer.agent_desk import DeskRefusedError, campaign_for, desk_phone, sign_o
 from dialer.agents.state import AgentError, AgentState
 from dialer.api.auth import require
 from dialer.api.context import ApiContext, context
+from dialer.api.dispositions import label as result_label
 from dialer.api.errors import ApiError, error_responses
 from dialer.api.messages import known as has_text
 from dialer.api.messages import register, text
@@ -104,13 +105,6 @@ register(
             "en": "A callback needs a date and time with its zone (ISO 8601).",
             "zh-CN": "预约回拨需要带时区的日期时间（ISO 8601）。",
         },
-        "disposition.sale": {"en": "Sale", "zh-CN": "成交"},
-        "disposition.interested": {"en": "Interested", "zh-CN": "有意向"},
-        "disposition.not_interested": {"en": "Not interested", "zh-CN": "无意向"},
-        "disposition.callback": {"en": "Call back", "zh-CN": "预约回拨"},
-        "disposition.no_answer": {"en": "No answer", "zh-CN": "无人接听"},
-        "disposition.wrong_number": {"en": "Wrong number", "zh-CN": "号码错误"},
-        "disposition.dnc": {"en": "Do not call", "zh-CN": "勿再拨打"},
         "pause.break": {"en": "Break", "zh-CN": "休息"},
         "pause.toilet": {"en": "Toilet", "zh-CN": "洗手间"},
         "pause.training": {"en": "Training", "zh-CN": "培训"},
@@ -336,11 +330,7 @@ def _dispositions(
     ctx: ApiContext, runner: CampaignRunner | None, locale: str
 ) -> list[DispositionOut]:
     return [
-        DispositionOut(
-            code=d.code,
-            label=_label(f"disposition.{d.code}", d.label, locale),
-            callback=d.effect == "callback",
-        )
+        DispositionOut(code=d.code, label=result_label(d, locale), callback=d.effect == "callback")
         for d in _offered(ctx, runner)
     ]
 
@@ -513,7 +503,7 @@ async def post_disposition(body: DispositionBody, user: Agent, ctx: Context) -> 
     offered = {d.code: d for d in _offered(ctx, runner)}
     chosen = offered.get(body.code)
     if chosen is None:
-        labels = [_label(f"disposition.{c}", d.label, user.locale) for c, d in offered.items()]
+        labels = [result_label(d, user.locale) for d in offered.values()]
         raise ApiError(
             422,
             "invalid_request",

@@ -27,6 +27,8 @@ import pytest
 from browser_support import Browsers, DemoFloor, demo_floor, open_desk, sign_in
 from playwright.async_api import Page, Response, expect
 
+from dialer.api.dispositions import label as result_label
+from dialer.config import DEFAULT_DISPOSITIONS
 from dialer.web.pages import STATIC_DIR
 
 pytestmark = pytest.mark.integration
@@ -182,7 +184,8 @@ async def test_reviewer_plays_and_scores_the_call(
     assert shown != story["number"] and "****" in shown, f"QA sees {shown!r}"
     assert len(shown) == len(story["number"]) and shown[-4:] == story["number"][-4:]
     # The result the agent set, as the reviewer's language names it.
-    await expect(row.locator("td").nth(7)).to_have_text(ZH["disposition.callback"])
+    [callback] = [d for d in DEFAULT_DISPOSITIONS if d.code == "callback"]
+    await expect(row.locator("td").nth(7)).to_have_text(result_label(callback, "zh-CN"))
     await browsers.screenshot(page, "qa-search")
 
     await row.click()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from collections.abc import AsyncIterator
@@ -11,10 +12,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from api_support import Api, api_config, serving_api
+from api_support import PASSWORD, Api, api_config, serving_api
 
 from cdr.record import CallRecord, Outcome
 from dialer.api.context import ApiContext
+from dialer.config import DEFAULT_DISPOSITIONS, DispositionConfig
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 USERS = {"boss": ("supervisor", None), "qa": ("qa", None), "agent1": ("agent", "a1")}
@@ -112,12 +114,49 @@ async def test_paging_and_total(api: Api) -> None:
         "talk_ms": 0,
         "effective": False,
         "disposition": None,
+        "disposition_label": None,
         "disposition_note": "",
         "hangup_by": None,
         "has_recording": False,
         "recording_duration_ms": None,
         "qa_score": None,
     }
+
+
+async def test_a_calls_result_is_named_in_the_readers_language(tmp_path: Path) -> None:
+    base = api_config(tmp_path)
+    visit = DispositionConfig("visit", "到店预约", effect="callback")
+    policy = dataclasses.replace(base.agent_policy, dispositions=(*DEFAULT_DISPOSITIONS, visit))
+    async with serving_api(dataclasses.replace(base, agent_policy=policy), USERS) as api:
+        # "retired" was a result once; the floor no longer defines it.
+        for n, code in enumerate(("sale", "visit", "retired")):
+            created = at(1, 9) + n * 60_000
+            record = CallRecord(
+                call_id=f"r{n}",
+                campaign="c1",
+                agent="a1",
+                number="+8613812345678",
+                created_at_ms=created,
+                answered_at_ms=created + 1000,
+                ended_at_ms=created + 30_000,
+                talk_ms=29_000,
+                outcome=Outcome.ANSWERED,
+                disposition=code,
+            )
+            assert await api.ctx.cdrs.close(record, created + 31_000)
+        reader = await api.ctx.users.create_user(
+            username="zh", password=PASSWORD, role="supervisor", locale="zh-CN"
+        )
+        zh = {"Authorization": f"Bearer {await api.ctx.users.issue_token(reader.id)}"}
+
+        async def labels(headers: dict[str, str]) -> dict[str, str]:
+            page = (await api.client.get("/api/v1/cdrs", headers=headers)).json()
+            return {item["call_id"]: item["disposition_label"] for item in page["items"]}
+
+        assert await labels(api.auth("boss")) == {"r0": "Sale", "r1": "到店预约", "r2": "retired"}
+        assert await labels(zh) == {"r0": "成交", "r1": "到店预约", "r2": "retired"}
+        detail = (await api.client.get("/api/v1/cdrs/r0", headers=zh)).json()
+        assert (detail["disposition"], detail["disposition_label"]) == ("sale", "成交")
 
 
 @pytest.mark.parametrize(

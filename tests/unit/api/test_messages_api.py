@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from starlette.requests import Request
 
-from dialer.api.messages import locale_of, negotiate, register, text
+from dialer.api.dispositions import label as result_label
+from dialer.api.messages import LOCALES, locale_of, negotiate, register, text
 from dialer.api.users import Role, User
+from dialer.config import DEFAULT_DISPOSITIONS
 
 
 @pytest.mark.parametrize(
@@ -55,3 +57,10 @@ def test_the_signed_in_users_locale_wins_over_the_header() -> None:
     assert locale_of(request) == "zh-CN"
     request.state.user = User(1, "li", "Li", Role.AGENT, "en", "a1", None)
     assert locale_of(request) == "en"
+
+
+def test_every_shipped_result_has_its_text_in_each_language() -> None:
+    for disposition in DEFAULT_DISPOSITIONS:
+        texts = {locale: result_label(disposition, locale) for locale in LOCALES}
+        assert texts["en"] == disposition.label, disposition
+        assert texts["zh-CN"] != disposition.label, disposition  # translated, not the fallback

@@ -21,15 +21,12 @@ from cdr.record import Outcome
 from dialer.agents.state import DEFAULT_PAUSE_REASONS, SYSTEM_REASONS
 from dialer.api.desk import DeskState
 from dialer.api.users import Role
-from dialer.config import DEFAULT_DISPOSITIONS
 from dialer.web.pages import CONTENT_SECURITY_POLICY, PAGES, STATIC_DIR, mount_pages
 
 LOCALE_FILES = ("en", "zh-CN")
 # Keys the scripts build from a code the server sends: prefix -> the codes.
 DYNAMIC = {
     "state": set(typing.get_args(DeskState)),
-    # The QA page labels a CDR's result by its code: the shipped ones have texts.
-    "disposition": {d.code for d in DEFAULT_DISPOSITIONS},
     "pause": {r.code for r in (*DEFAULT_PAUSE_REASONS, *SYSTEM_REASONS)},
     "outcome": {o.value for o in Outcome},
     "role": {r.value for r in Role},

@@ -57,7 +57,7 @@ function row(cdr) {
     el("td", { text: label("outcome", cdr.outcome) }),
     el("td", { text: formatDuration(cdr.talk_ms) }),
     el("td", { text: yesNo(cdr.effective) }),
-    el("td", { text: cdr.disposition ? label("disposition", cdr.disposition) : "" }),
+    el("td", { text: cdr.disposition_label ?? "" }),
     el("td", { text: yesNo(cdr.has_recording) }),
     el("td", { testid: "cdr-score", text: cdr.qa_score === null ? "" : formatNumber(cdr.qa_score, 1) }),
   );
