@@ -97,6 +97,7 @@ UNASSIGNED = ""  # the dial attempt's agent while a predictive customer waits fo
 MIN_RING_S = 15.0  # DESIGN.md: a ring is never given up before 15 s
 TICK_S = 0.1
 RECONCILE_S = 5.0  # how often each agent's state is checked against its real legs
+PROMISE_SCAN_S = 1.0  # predictive: how often the leads are searched for agents' due callbacks
 SKIP_DEFERRAL = timedelta(minutes=30)  # a skipped lead comes back to the hopper after this
 
 
@@ -275,6 +276,8 @@ class CampaignRunner:
         self.wall_now = wall_now
         # The results an agent may set, whichever desk it uses (HTTP, MQTT); None: any code.
         self.disposition_codes = dispositions
+        self._promised: set[str] = set()  # agents with a callback due (predictive)
+        self._promises_scanned = -PROMISE_SCAN_S
         self.leads: dict[str, LeadCandidate] = {}
         self.agents: dict[str, FloorAgent] = {}
         self.dialed: list[Dialed] = []
@@ -419,10 +422,13 @@ class CampaignRunner:
                     self._agent_changed(change)
                 self._settle_undispositioned()
                 if (
-                    self.mode is DialMode.PROGRESSIVE
-                    and not self.dialing_paused
+                    not self.dialing_paused
                     and floor.agent.state is AgentState.READY
                     and floor.leg is not None
+                    and (
+                        self.mode is DialMode.PROGRESSIVE
+                        or (self.mode is DialMode.PREDICTIVE and self._promises_due(floor, now))
+                    )
                 ):
                     await self._dial_for(floor)
             if self.pacing is not None and not self.dialing_paused:
@@ -532,7 +538,7 @@ class CampaignRunner:
         attempt.reservation = f"preview-{lead.lead_id}"
         dial = self._route(attempt, lead)
         if dial is None:
-            self.leads[lead.lead_id] = lead  # no route now: the lead waits as it was
+            self._unclaim(lead)  # no route now: the lead waits as it was
             self._apply(floor, AgentInput.RELEASE)
             raise ValueError(f"lead {lead.lead_id}: no trunk can take {lead.phone} now")
         self._count(floor, lead)
@@ -549,8 +555,12 @@ class CampaignRunner:
             raise ValueError(f"agent {agent_id}: a skip needs a reason")
         floor.preview = None
         # Back as it was, but not at the head of the queue: the next preview moves on.
+        later = self.wall_now() + SKIP_DEFERRAL
+        callback = lead.callback
+        if callback is not None:  # a callback is due by its own time
+            callback = dataclasses.replace(callback, at=max(callback.at, later))
         self.leads[lead.lead_id] = dataclasses.replace(
-            lead, next_attempt_at=self.wall_now() + SKIP_DEFERRAL
+            lead, next_attempt_at=later, callback=callback
         )
         self.skips.append(Skip(lead.lead_id, agent_id, reason, self.wall_now()))
         store = self.store
@@ -582,8 +592,9 @@ class CampaignRunner:
         """Take the lead in the database, so no other dialer (or node) dials it too."""
         if self.store is None:
             return True
-        claimer = f"{self.node}/{floor.agent.agent_id if floor is not None else self.campaign_id}"
-        if await self.store.claim(lead.lead_id, claimer, self.wall_now()):
+        agent = floor.agent.agent_id if floor is not None else None
+        claimer = f"{self.node}/{agent if agent is not None else self.campaign_id}"
+        if await self.store.claim(lead.lead_id, claimer, self.wall_now(), agent=agent):
             return True
         self.leads.pop(lead.lead_id, None)  # taken elsewhere, or on do-not-call
         return False
@@ -754,11 +765,15 @@ class CampaignRunner:
         lead = self._pick(floor)
         if lead is None or floor.leg is None:
             return
+        if self.mode is DialMode.PREDICTIVE and not self._promised_to(lead, floor):
+            return  # the pacing dials the rest, for whichever agent is free
+
         if not await self._claim(lead, floor):
             return
         attempt = _Attempt("", lead.lead_id, floor.agent.agent_id, self._loop.time())
         dial = self._route(attempt, lead)
         if dial is None:
+            self._unclaim(lead)  # every trunk busy: the lead waits, claimed by nobody
             return
         self.leads[lead.lead_id] = dataclasses.replace(
             lead, state=LeadState.IN_PROGRESS, callback=None
@@ -766,6 +781,28 @@ class CampaignRunner:
         self._apply(floor, AgentInput.RESERVE, call_id=attempt.reservation)
         self._count(floor, lead)
         await self._place(floor, attempt, dial)
+
+    def _promises_due(self, floor: FloorAgent, now: float) -> bool:
+        """Whether a callback promised by this agent may be due (looked for once a second:
+        the leads are many, the agents' ticks frequent)."""
+        if now >= self._promises_scanned + PROMISE_SCAN_S:
+            self._promises_scanned = now
+            wall = self.wall_now()
+            self._promised = {
+                lead.callback.agent_id
+                for lead in self.leads.values()
+                if lead.state is LeadState.CALLBACK
+                and lead.callback is not None
+                and lead.callback.agent_id is not None
+                and lead.callback.at <= wall
+            }
+        return floor.agent.agent_id in self._promised
+
+    @staticmethod
+    def _promised_to(lead: LeadCandidate, floor: FloorAgent) -> bool:
+        """A callback the agent promised: in a predictive campaign too, it is dialed for that
+        agent alone (reserved, as in progressive), never for whoever happens to be free."""
+        return lead.callback is not None and lead.callback.agent_id == floor.agent.agent_id
 
     def _route(self, attempt: _Attempt, lead: LeadCandidate) -> Dial | None:
         """A new call id and where it goes; None (lead left as it is, or failed) if nowhere."""
@@ -950,10 +987,7 @@ class CampaignRunner:
         attempt = _Attempt("", lead.lead_id, None, self._loop.time(), predictive=True)
         dial = self._route(attempt, lead)
         if dial is None:
-            self.leads[lead.lead_id] = self.leads.get(lead.lead_id, lead)
-            if self.store is not None:
-                store = self.store
-                self._persist(lambda: store.release(lead.lead_id))
+            self._unclaim(lead)
             return False  # no trunk now: the rest of this decision waits for the next tick
         self.leads[lead.lead_id] = dataclasses.replace(
             lead, state=LeadState.IN_PROGRESS, callback=None
@@ -1264,6 +1298,17 @@ class CampaignRunner:
             return
         floor.preview = None
         self._let_go(lead)
+
+    def _unclaim(self, lead: LeadCandidate) -> None:
+        """A claimed lead no trunk can take now goes back, in memory (as it was, or failed
+        if no trunk ever can) and in the database: a claim left behind would keep it from
+        every node, even after a restart."""
+        held = self.leads.get(lead.lead_id)
+        if held is None or held.state is not LeadState.FAILED:
+            self.leads[lead.lead_id] = lead
+        store = self.store
+        if store is not None:
+            self._persist(lambda: store.release(lead.lead_id))
 
     def _let_go(self, lead: LeadCandidate) -> None:
         """A claimed lead goes back as it was, in memory and in the database."""

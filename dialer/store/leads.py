@@ -355,13 +355,19 @@ class LeadStore:
             leads = (await session.scalars(statement)).all()
         return [_candidate(lead) for lead in leads]
 
-    async def claim(self, lead_id: str, claimer: str, now: datetime) -> bool:
-        """Claim ``lead_id`` for ``claimer``; False if it is taken or no longer dialable.
+    async def claim(
+        self, lead_id: str, claimer: str, now: datetime, *, agent: str | None = None
+    ) -> bool:
+        """Claim ``lead_id`` for ``claimer``; False if it is taken or not dialable now.
 
-        One statement, so two nodes never both win. On PostgreSQL the row is
-        chosen ``FOR UPDATE SKIP LOCKED``: a lead another node is claiming
-        right now is skipped at once instead of waited for, so nodes sharing a
-        list never queue behind each other's claims.
+        Dialable now means by the row, not by what a node holds in memory
+        (another node may have changed the lead since): not yet due (a
+        callback before its time, a retry before its delay) or a callback
+        promised to another agent than ``agent`` is refused. One statement,
+        so two nodes never both win. On PostgreSQL the row is chosen
+        ``FOR UPDATE SKIP LOCKED``: a lead another node is claiming right now
+        is skipped at once instead of waited for, so nodes sharing a list
+        never queue behind each other's claims.
         """
         _require_id(claimer, "claimer", CLAIMER_LENGTH)
         at = require_utc_instant(now, "now")
@@ -370,6 +376,8 @@ class LeadStore:
             Lead.claimed_by.is_(None),
             Lead.state.in_(_DIALABLE),
             _not_dnc(),
+            or_(Lead.next_attempt_at.is_(None), Lead.next_attempt_at <= at),
+            or_(Lead.callback_agent.is_(None), Lead.callback_agent == agent),
         )
         async with self._db.session() as session, session.begin():
             if session.get_bind().dialect.name == "postgresql":

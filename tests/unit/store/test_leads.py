@@ -318,10 +318,30 @@ async def test_a_new_decision_clears_an_old_callback(store: LeadStore) -> None:
         Decision(LeadState.CALLBACK, NOW, 1, "cb"),
         Callback("lead-1", NOW, "agent-1"),
     )
-    assert await store.claim("lead-1", "node-1", NOW)
+    assert await store.claim("lead-1", "node-1", NOW, agent="agent-1")
     await store.apply_decision("lead-1", final(LeadState.DONE, 2))
     lead = await store.lead("lead-1")
     assert (lead.state, lead.callback_at, lead.callback_agent) == (LeadState.DONE, None, None)
+
+
+async def test_a_claim_goes_by_the_row_not_by_a_nodes_stale_copy(store: LeadStore) -> None:
+    # Another node holds these leads as they were at its start; the rows have moved on.
+    await store.import_report("c1", report(PHONES[0], PHONES[1]), now=NOW)
+    later = NOW + timedelta(hours=1)
+    assert await store.claim("lead-1", "node-1/agent-1", NOW, agent="agent-1")
+    await store.apply_decision(
+        "lead-1", Decision(LeadState.CALLBACK, later, 1, "cb"), Callback("lead-1", later, "agent-1")
+    )
+    assert await store.claim("lead-2", "node-1/agent-1", NOW, agent="agent-1")
+    await store.apply_decision("lead-2", Decision(LeadState.QUEUED, later, 1, "busy"))
+    # Not due yet: the callback before its time, the retry before its delay.
+    assert not await store.claim("lead-1", "node-2/agent-1", NOW, agent="agent-1")
+    assert not await store.claim("lead-2", "node-2/agent-2", NOW, agent="agent-2")
+    # Due: the retry is anyone's, the callback only its agent's.
+    assert not await store.claim("lead-1", "node-2/agent-2", later, agent="agent-2")
+    assert not await store.claim("lead-1", "node-2/c1", later)  # predictive: no agent
+    assert await store.claim("lead-2", "node-2/agent-2", later, agent="agent-2")
+    assert await store.claim("lead-1", "node-2/agent-1", later, agent="agent-1")
 
 
 @pytest.mark.parametrize(
@@ -589,7 +609,8 @@ async def run_steps(url: str, script: list[Step]) -> None:
                         if ok and claimed == lead
                     ]
                     m = model[lead]
-                    if m.claimed_by is None and m.state in DIALABLE_STATES:
+                    due = m.next_at is None or m.next_at <= now
+                    if m.claimed_by is None and m.state in DIALABLE_STATES and due:
                         assert len(winners) == 1, (lead, winners)
                         m.claimed_from, m.state = m.state, LeadState.IN_PROGRESS
                         m.claimed_by = winners[0]
