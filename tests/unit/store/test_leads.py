@@ -609,8 +609,8 @@ async def run_steps(url: str, script: list[Step]) -> None:
                         if ok and claimed == lead
                     ]
                     m = model[lead]
-                    due = m.next_at is None or m.next_at <= now
-                    if m.claimed_by is None and m.state in DIALABLE_STATES and due:
+                    ripe = m.next_at is None or m.next_at <= now
+                    if m.claimed_by is None and m.state in DIALABLE_STATES and ripe:
                         assert len(winners) == 1, (lead, winners)
                         m.claimed_from, m.state = m.state, LeadState.IN_PROGRESS
                         m.claimed_by = winners[0]
