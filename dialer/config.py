@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cdr.effective import DEFAULT_RULE, EffectiveRule, RuleError
 from dialer.campaigns.windows import CallingWindows, CampaignError, zone
@@ -519,36 +519,34 @@ def _date(key: str, value: Any, problems: list[str]) -> date | None:
     return None
 
 
-def _pause_reasons(key: str, value: Any, problems: list[str]) -> tuple[PauseReasonConfig, ...]:
+_Coded = TypeVar("_Coded", PauseReasonConfig, DispositionConfig)
+
+
+def _coded_tables(
+    key: str, value: Any, problems: list[str], cls: type[_Coded], shape: str
+) -> tuple[_Coded, ...]:
+    """An array of ``{code, label, ...}`` tables of ``cls``; an entry with a problem is left out."""
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        problems.append(f"{key}: must be an array of tables ({{code, label, billable}})")
+        problems.append(f"{key}: must be an array of tables ({{{shape}}})")
         return ()
-    defaults = PauseReasonConfig(code="", label="")
-    reasons: list[PauseReasonConfig] = []
+    defaults = cls(code="", label="")
+    found: list[_Coded] = []
     for i, item in enumerate(value):
         where = f"{key}[{i}]"
         before = len(problems)
         values = _fields(where, item, defaults, problems)
         _required(where, item, ("code", "label"), problems)
         if len(problems) == before:
-            reasons.append(PauseReasonConfig(**values))
-    return tuple(reasons)
+            found.append(cls(**values))
+    return tuple(found)
+
+
+def _pause_reasons(key: str, value: Any, problems: list[str]) -> tuple[PauseReasonConfig, ...]:
+    return _coded_tables(key, value, problems, PauseReasonConfig, "code, label, billable")
 
 
 def _dispositions(key: str, value: Any, problems: list[str]) -> tuple[DispositionConfig, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        problems.append(f"{key}: must be an array of tables ({{code, label, effect}})")
-        return ()
-    defaults = DispositionConfig(code="", label="")
-    found: list[DispositionConfig] = []
-    for i, item in enumerate(value):
-        where = f"{key}[{i}]"
-        before = len(problems)
-        values = _fields(where, item, defaults, problems)
-        _required(where, item, ("code", "label"), problems)
-        if len(problems) == before:
-            found.append(DispositionConfig(**values))
-    return tuple(found)
+    return _coded_tables(key, value, problems, DispositionConfig, "code, label, effect")
 
 
 def _agent_policy(key: str, table: dict[str, Any], problems: list[str]) -> AgentPolicyConfig | None:
