@@ -197,10 +197,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         try:
-            load_config(args.config)
+            checked = load_config(args.config)
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return 2
+        from dialer.config_notes import notes
+
+        for note in notes(checked):
+            print(f"note: {note}", file=sys.stderr)
         print(f"{args.config or 'defaults'}: ok")
         return 0
     if args.command == "import-leads":

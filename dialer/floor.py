@@ -205,8 +205,11 @@ def mqtt_feed(config: Config, floor: Floor) -> MqttFeed:
 
 async def serve(config: Config, duration: float | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from dialer.config_notes import notes
     from dialer.dialing.running import running_campaigns  # it builds on this module
 
+    for note in notes(config):
+        log.warning("%s", note)
     async with running_floor(config) as floor, running_campaigns(floor):
         log.info("metrics on http://%s:%s/metrics", config.metrics.bind_host, floor.metrics_port)
         if floor.http_port is not None:
