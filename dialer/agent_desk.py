@@ -17,7 +17,6 @@ from dialer.config import Config
 from dialer.dialing.runner import CampaignRunner, FloorAgent
 from dialer.sip.autoanswer import auto_answer_headers
 from dialer.sip.registrar import Registrar
-from dialer.sip.uri import SipUri
 
 
 class DeskRefusedError(ValueError):
@@ -54,10 +53,9 @@ def desk_phone(config: Config, registrar: Registrar | None, agent: str, now: flo
             extension=extension,
         )
     vendor = {p.extension: p.vendor for p in config.phones}.get(extension, "generic")
-    contact = SipUri.parse(binding.contact)
     return Dial(
         binding.contact,
-        (contact.host, contact.port or 5060),
+        binding.destination,
         extra_headers=auto_answer_headers(vendor),
     )
 

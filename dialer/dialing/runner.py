@@ -80,7 +80,6 @@ from dialer.events import (
 )
 from dialer.leads.phone import CHINA, NumberingPlan, normalise
 from dialer.media.screening import EarlyMediaClassifier, outcome_for
-from dialer.sip.uri import SipUri
 from dialer.store.leads import LeadStore
 
 log = logging.getLogger(__name__)
@@ -475,9 +474,8 @@ class CampaignRunner:
         binding = registrar.newest(floor.extension, now)
         if binding is None or binding.contact == floor.phone.target:
             return floor.phone
-        contact = SipUri.parse(binding.contact)
         floor.phone = dataclasses.replace(
-            floor.phone, target=binding.contact, destination=(contact.host, contact.port or 5060)
+            floor.phone, target=binding.contact, destination=binding.destination
         )
         return floor.phone
 
@@ -538,7 +536,7 @@ class CampaignRunner:
         attempt.reservation = f"preview-{lead.lead_id}"
         dial = self._route(attempt, lead)
         if dial is None:
-            self._unclaim(lead)  # no route now: the lead waits as it was
+            self._let_go(lead)  # no route now: the lead waits as it was
             self._apply(floor, AgentInput.RELEASE)
             raise ValueError(f"lead {lead.lead_id}: no trunk can take {lead.phone} now")
         self._count(floor, lead)
@@ -766,14 +764,17 @@ class CampaignRunner:
         if lead is None or floor.leg is None:
             return
         if self.mode is DialMode.PREDICTIVE and not self._promised_to(lead, floor):
-            return  # the pacing dials the rest, for whichever agent is free
+            # The pacing dials the rest, for whichever agent is free; a promise due but not
+            # dialable now (outside the calling window) is looked for again at the next scan.
+            self._promised.discard(floor.agent.agent_id)
+            return
 
         if not await self._claim(lead, floor):
             return
         attempt = _Attempt("", lead.lead_id, floor.agent.agent_id, self._loop.time())
         dial = self._route(attempt, lead)
         if dial is None:
-            self._unclaim(lead)  # every trunk busy: the lead waits, claimed by nobody
+            self._let_go(lead)  # every trunk busy: the lead waits, claimed by nobody
             return
         self.leads[lead.lead_id] = dataclasses.replace(
             lead, state=LeadState.IN_PROGRESS, callback=None
@@ -987,7 +988,7 @@ class CampaignRunner:
         attempt = _Attempt("", lead.lead_id, None, self._loop.time(), predictive=True)
         dial = self._route(attempt, lead)
         if dial is None:
-            self._unclaim(lead)
+            self._let_go(lead)
             return False  # no trunk now: the rest of this decision waits for the next tick
         self.leads[lead.lead_id] = dataclasses.replace(
             lead, state=LeadState.IN_PROGRESS, callback=None
@@ -1299,20 +1300,13 @@ class CampaignRunner:
         floor.preview = None
         self._let_go(lead)
 
-    def _unclaim(self, lead: LeadCandidate) -> None:
-        """A claimed lead no trunk can take now goes back, in memory (as it was, or failed
-        if no trunk ever can) and in the database: a claim left behind would keep it from
-        every node, even after a restart."""
+    def _let_go(self, lead: LeadCandidate) -> None:
+        """A claimed lead goes back, in memory (as it was, or failed if no trunk ever takes
+        its number) and in the database: a claim left behind would keep it from every
+        node, even after a restart."""
         held = self.leads.get(lead.lead_id)
         if held is None or held.state is not LeadState.FAILED:
             self.leads[lead.lead_id] = lead
-        store = self.store
-        if store is not None:
-            self._persist(lambda: store.release(lead.lead_id))
-
-    def _let_go(self, lead: LeadCandidate) -> None:
-        """A claimed lead goes back as it was, in memory and in the database."""
-        self.leads[lead.lead_id] = lead
         store = self.store
         if store is not None:
             self._persist(lambda: store.release(lead.lead_id))

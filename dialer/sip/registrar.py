@@ -33,6 +33,12 @@ class Binding:
     cseq: int
     source: Address
 
+    @property
+    def destination(self) -> Address:
+        """Where requests to the phone go: its Contact's host and port."""
+        uri = SipUri.parse(self.contact)
+        return uri.host, uri.port or 5060
+
 
 @dataclass(slots=True)
 class _Throttle:
