@@ -32,8 +32,7 @@ from dialer.api.auth import require
 from dialer.api.context import ApiContext, context
 from dialer.api.dispositions import label as result_label
 from dialer.api.errors import ApiError, error_responses
-from dialer.api.messages import known as has_text
-from dialer.api.messages import register, text
+from dialer.api.messages import register, text, text_or
 from dialer.api.users import Role, User
 from dialer.config import DispositionConfig, dispositions_of
 from dialer.dialing.runner import CampaignRunner, FloorAgent
@@ -309,13 +308,9 @@ def _pause_reasons(
     else:
         reasons = [(r.code, r.label) for r in ctx.floor.config.agent_policy.pause_reasons]
     return [
-        PauseReasonOut(code=code, label=_label(f"pause.{code}", label, locale))
+        PauseReasonOut(code=code, label=text_or(f"pause.{code}", label, locale))
         for code, label in reasons
     ]
-
-
-def _label(key: str, fallback: str, locale: str) -> str:
-    return text(key, locale) if has_text(key) else fallback
 
 
 def _offered(ctx: ApiContext, runner: CampaignRunner | None) -> tuple[DispositionConfig, ...]:

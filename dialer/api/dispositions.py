@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from dialer.api.messages import known, register, text
+from dialer.api.messages import register, text_or
 from dialer.config import Config, DispositionConfig
 
 register(
@@ -26,8 +26,7 @@ register(
 
 
 def label(disposition: DispositionConfig, locale: str) -> str:
-    key = f"disposition.{disposition.code}"
-    return text(key, locale) if known(key) else disposition.label
+    return text_or(f"disposition.{disposition.code}", disposition.label, locale)
 
 
 def labels(dispositions: Iterable[DispositionConfig], locale: str) -> dict[str, str]:

@@ -43,6 +43,12 @@ def known(key: str) -> bool:
     return key in _CATALOGUE
 
 
+def text_or(key: str, fallback: str, locale: str) -> str:
+    """The catalogue's text for ``key`` if it has one (a shipped code), else ``fallback``
+    (the label a floor configured for a code of its own)."""
+    return text(key, locale) if key in _CATALOGUE else fallback
+
+
 def text(key: str, locale: str, **params: object) -> str:
     """The message ``key`` in ``locale`` (zh-CN for an unknown locale), formatted."""
     texts = _CATALOGUE.get(key)
