@@ -186,6 +186,12 @@ async def lead_states(api: Api) -> dict[str, str]:
         return {str(lead): str(state) for lead, state in found.all()}
 
 
+def customer_answer(sipp_factory: SippFactory, tmp_path: Path, *, calls: int) -> Sipp:
+    """Customers who answer and talk (a tone) until hung up."""
+    talk = write_ulaw(tmp_path / "customer.ul", tone(CUSTOMER_HZ, 30))
+    return sipp_factory("uas_answer.xml", rtp_file=talk, timeout=60, calls=calls)
+
+
 def customer_answer_hangup(sipp_factory: SippFactory, tmp_path: Path, **options: object) -> Sipp:
     talk = write_ulaw(tmp_path / "customer.ul", tone(CUSTOMER_HZ, 10))
     return sipp_factory("uas_answer_hangup.xml", rtp_file=talk, timeout=60, **options)
@@ -241,8 +247,7 @@ async def test_preview_day_idle_accept_answer_customer_hangs_up_disposition(
 async def test_manual_day_paused_dial_hangups_and_sign_out_in_wrap_up(
     tmp_path: Path, sipp_factory: SippFactory, baresip_factory: BaresipFactory
 ) -> None:
-    talk = write_ulaw(tmp_path / "customer.ul", tone(CUSTOMER_HZ, 30))
-    customers = sipp_factory("uas_answer.xml", rtp_file=talk, timeout=60, calls=2)
+    customers = customer_answer(sipp_factory, tmp_path, calls=2)
     async with desk(tmp_path, "manual", customers, baresip_factory) as d:
         assert (await d.post("sign-in"))["state"] == "ready"
         await asyncio.sleep(10.5)  # two of the runner's checks
@@ -327,8 +332,7 @@ async def test_the_customer_is_not_dialed_while_the_desk_phone_rings(
 async def test_a_desk_phone_that_never_answers_does_not_hold_agent_and_lead(
     tmp_path: Path, sipp_factory: SippFactory, baresip_factory: BaresipFactory
 ) -> None:
-    talk = write_ulaw(tmp_path / "customer.ul", tone(CUSTOMER_HZ, 30))
-    customers = sipp_factory("uas_answer.xml", rtp_file=talk, timeout=60, calls=1)
+    customers = customer_answer(sipp_factory, tmp_path, calls=1)
     async with desk(
         tmp_path, "preview", customers, baresip_factory, leads=1, auto_answer=False
     ) as d:
@@ -455,8 +459,7 @@ def unregister_all(sipp_factory: SippFactory, tmp_path: Path, registrar: str) ->
 async def test_a_phone_unregistering_mid_call_leaves_state_and_call_agreeing(
     tmp_path: Path, sipp_factory: SippFactory, baresip_factory: BaresipFactory
 ) -> None:
-    talk = write_ulaw(tmp_path / "customer.ul", tone(CUSTOMER_HZ, 30))
-    customers = sipp_factory("uas_answer.xml", rtp_file=talk, timeout=60, calls=1)
+    customers = customer_answer(sipp_factory, tmp_path, calls=1)
     async with desk(tmp_path, "manual", customers, baresip_factory) as d:
         call_id = await start_call(d, "manual")
         await d.until_state(AgentState.TALKING)
